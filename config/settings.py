@@ -1,0 +1,203 @@
+"""Settings for the helpdesk CRM, read from the environment or a `.env` file.
+
+Every variable is listed with its default in `.env.example` and the README.
+"""
+
+import secrets
+from pathlib import Path
+
+from config.env import ConfigurationError, Environment, exit_on_configuration_error
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _development_secret_key() -> str:
+    # Stable across runserver restarts so that logins survive a code reload.
+    key_file = BASE_DIR / "tmp" / "development-secret-key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+try:
+    env = Environment(BASE_DIR)
+
+    DEBUG = env.boolean("DEBUG", default=False)
+    SECRET_KEY = env.string("SECRET_KEY") or (
+        _development_secret_key()
+        if DEBUG
+        else env.required_string(
+            "SECRET_KEY",
+            "It is required when DEBUG is off: add SECRET_KEY=<a long random string> to the "
+            'environment or to .env (python -c "import secrets; print(secrets.token_urlsafe(50))" '
+            "makes one).",
+        )
+    )
+    ALLOWED_HOSTS = env.strings("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+    CSRF_TRUSTED_ORIGINS = env.origins("CSRF_TRUSTED_ORIGINS")
+    TIME_ZONE = env.time_zone("TIME_ZONE", "UTC")
+    DATABASES = {"default": env.database("DATABASE_URL", "sqlite:///db.sqlite3")}
+    CONN_MAX_AGE = env.integer("CONN_MAX_AGE", 0, minimum=0)
+
+    ENABLE_SCHEDULER = env.boolean("ENABLE_SCHEDULER", default=True)
+
+    LOG_DIR = env.path("LOG_DIR", "logs")
+    LOG_LEVEL = env.string("LOG_LEVEL", "INFO").upper()
+    if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigurationError(
+            f"LOG_LEVEL={LOG_LEVEL!r} is not a log level. "
+            "Use DEBUG, INFO, WARNING, ERROR or CRITICAL."
+        )
+
+    ADMINS = env.admins("ADMINS")
+    EMAIL_BACKEND = env.string(
+        "EMAIL_BACKEND",
+        "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.smtp.EmailBackend",
+    )
+    EMAIL_HOST = env.string("EMAIL_HOST", "localhost")
+    EMAIL_PORT = env.integer("EMAIL_PORT", 25, minimum=1)
+    EMAIL_HOST_USER = env.string("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", default=False)
+    EMAIL_USE_SSL = env.boolean("EMAIL_USE_SSL", default=False)
+    if EMAIL_USE_TLS and EMAIL_USE_SSL:
+        raise ConfigurationError(
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both on. Turn one off: "
+            "TLS for port 587 (STARTTLS), SSL for port 465."
+        )
+    DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "crm@localhost")
+    SERVER_EMAIL = env.string("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+
+    # HTTPS: on by default in production, off in development.
+    SECURE_SSL_REDIRECT = env.boolean("SECURE_SSL_REDIRECT", default=not DEBUG)
+    SESSION_COOKIE_SECURE = env.boolean("SESSION_COOKIE_SECURE", default=not DEBUG)
+    CSRF_COOKIE_SECURE = env.boolean("CSRF_COOKIE_SECURE", default=not DEBUG)
+    SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean(
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG
+    )
+    SECURE_HSTS_PRELOAD = env.boolean("SECURE_HSTS_PRELOAD", default=False)
+    if env.boolean("USE_X_FORWARDED_PROTO", default=False):
+        # Behind a proxy that terminates TLS (Apache or nginx in front of Passenger).
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+except ConfigurationError as error:
+    exit_on_configuration_error(error)
+
+DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # Several processes (web workers, the scheduler) share one file: WAL lets
+        # readers run beside a writer, IMMEDIATE takes the write lock at BEGIN so
+        # that a waiting writer is covered by the busy timeout instead of failing
+        # with "database is locked" when it upgrades a read to a write.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+    DATABASES["default"]["OPTIONS"] = {"charset": "utf8mb4"}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_apscheduler",
+    "crm",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "public" / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+try:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as error:
+    exit_on_configuration_error(
+        ConfigurationError(
+            f"LOG_DIR={str(LOG_DIR)!r} cannot be created ({error.strerror}). "
+            "Point LOG_DIR at a directory this process can write to."
+        )
+    )
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "standard": {
+            "format": "%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "standard"},
+        "file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(LOG_DIR / "django.log"),
+            "maxBytes": 5 * 1024 * 1024,
+            "backupCount": 5,
+            "encoding": "utf-8",
+            "formatter": "standard",
+        },
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
+    },
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": LOG_LEVEL},
+        "django.request": {"handlers": ["mail_admins"], "level": "ERROR"},
+        # "crm.scheduler" and "apscheduler" lines: `grep scheduler logs/django.log`.
+        "crm": {"level": LOG_LEVEL},
+        "apscheduler": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
+    },
+}

@@ -1,0 +1,118 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Ticket(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
+
+    class Priority(models.IntegerChoices):
+        LOW = 1, "Low"
+        NORMAL = 2, "Normal"
+        HIGH = 3, "High"
+        URGENT = 4, "Urgent"
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    requester_name = models.CharField(max_length=200)
+    requester_email = models.EmailField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tickets",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # auto_close_resolved_tickets finds resolved tickets by resolved_at.
+            models.Index(
+                fields=["resolved_at"],
+                condition=Q(status="resolved"),
+                name="ticket_resolved_due_idx",
+            ),
+            models.Index(fields=["status", "-created_at"], name="ticket_status_created_idx"),
+            models.Index(fields=["-created_at"], name="ticket_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["new", "open", "pending", "resolved", "closed"]),
+                name="ticket_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status__in=["resolved", "closed"], resolved_at__isnull=False)
+                    | (~Q(status__in=["resolved", "closed"]) & Q(resolved_at__isnull=True))
+                ),
+                name="ticket_resolved_at_iff_resolved_or_closed",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status="closed", closed_at__isnull=False)
+                    | (~Q(status="closed") & Q(closed_at__isnull=True))
+                ),
+                name="ticket_closed_at_iff_closed",
+            ),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.title}"
+
+
+class TicketEvent(models.Model):
+    """One row of a ticket's history. Rows are only ever added, never changed."""
+
+    class Kind(models.TextChoices):
+        STATUS = "status", "Status change"
+        ASSIGNMENT = "assignment", "Assignment"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    from_status = models.CharField(max_length=16, blank=True, choices=Ticket.Status.choices)
+    to_status = models.CharField(max_length=16, blank=True, choices=Ticket.Status.choices)
+    from_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who made the change; empty for the system.",
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["ticket", "created_at"], name="ticketevent_ticket_time_idx")
+        ]
+
+    def __str__(self):
+        if self.kind == self.Kind.STATUS:
+            return f"{self.from_status or '∅'} → {self.to_status}"
+        return f"assigned to {self.to_assignee or 'nobody'}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Ticket history is append-only: events cannot be changed.")
+        super().save(*args, **kwargs)

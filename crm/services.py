@@ -1,0 +1,207 @@
+"""Every write to tickets goes through here: transitions are checked and history is
+written in the same transaction as the change it records."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import Ticket, TicketEvent
+
+Status = Ticket.Status
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.NEW: frozenset({Status.OPEN}),
+    Status.OPEN: frozenset({Status.PENDING, Status.RESOLVED}),
+    Status.PENDING: frozenset({Status.OPEN, Status.RESOLVED}),
+    Status.RESOLVED: frozenset({Status.CLOSED, Status.OPEN}),
+    Status.CLOSED: frozenset(),
+}
+
+
+class TicketError(Exception):
+    """A requested change to a ticket was refused; nothing was changed."""
+
+
+class TransitionNotAllowed(TicketError):
+    def __init__(self, ticket: Ticket, from_status: str, to_status: str):
+        self.ticket = ticket
+        self.from_status = from_status
+        self.to_status = to_status
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[from_status])) or "none, it is final"
+        super().__init__(
+            f"Ticket #{ticket.pk} cannot go from {from_status} to {to_status} "
+            f"(allowed from {from_status}: {allowed})."
+        )
+
+
+class TicketChangedConcurrently(TicketError):
+    def __init__(self, ticket: Ticket, expected_status: str):
+        self.ticket = ticket
+        super().__init__(
+            f"Ticket #{ticket.pk} is no longer {expected_status}: "
+            "someone else changed it meanwhile. Reload it and try again."
+        )
+
+
+def is_transition_allowed(from_status: str, to_status: str) -> bool:
+    return to_status in ALLOWED_TRANSITIONS[from_status]
+
+
+@transaction.atomic
+def ticket_create(
+    *,
+    title: str,
+    requester_name: str,
+    requester_email: str,
+    description: str = "",
+    priority: int = Ticket.Priority.NORMAL,
+    assignee: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Ticket:
+    ticket = Ticket.objects.create(
+        title=title,
+        description=description,
+        requester_name=requester_name,
+        requester_email=requester_email,
+        priority=priority,
+        assignee=assignee,
+    )
+    TicketEvent.objects.create(
+        ticket=ticket,
+        kind=TicketEvent.Kind.STATUS,
+        to_status=ticket.status,
+        actor=actor,
+        reason="created",
+        created_at=ticket.created_at,
+    )
+    if assignee is not None:
+        _record_assignment(ticket, None, assignee, actor, "", ticket.created_at)
+    return ticket
+
+
+@transaction.atomic
+def ticket_transition(
+    *,
+    ticket: Ticket,
+    to_status: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> Ticket:
+    """Move a ticket to `to_status` or raise; `ticket` is updated in place.
+
+    The UPDATE is conditional on the status the caller saw, so a concurrent
+    change makes this raise instead of overwriting it.
+    """
+    from_status = ticket.status
+    if not is_transition_allowed(from_status, to_status):
+        raise TransitionNotAllowed(ticket, from_status, to_status)
+
+    now = timezone.now()
+    changes = {"status": to_status, "updated_at": now}
+    if to_status == Status.RESOLVED:
+        changes["resolved_at"] = now
+    elif to_status == Status.OPEN:
+        changes["resolved_at"] = None
+    elif to_status == Status.CLOSED:
+        changes["closed_at"] = now
+
+    updated = Ticket.objects.filter(pk=ticket.pk, status=from_status).update(**changes)
+    if updated != 1:
+        raise TicketChangedConcurrently(ticket, from_status)
+    for field, value in changes.items():
+        setattr(ticket, field, value)
+    TicketEvent.objects.create(
+        ticket=ticket,
+        kind=TicketEvent.Kind.STATUS,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        reason=reason,
+        created_at=now,
+    )
+    return ticket
+
+
+def ticket_open(*, ticket: Ticket, actor=None, reason: str = "") -> Ticket:
+    return ticket_transition(ticket=ticket, to_status=Status.OPEN, actor=actor, reason=reason)
+
+
+def ticket_set_pending(*, ticket: Ticket, actor=None, reason: str = "") -> Ticket:
+    return ticket_transition(ticket=ticket, to_status=Status.PENDING, actor=actor, reason=reason)
+
+
+def ticket_resolve(*, ticket: Ticket, actor=None, reason: str = "") -> Ticket:
+    return ticket_transition(ticket=ticket, to_status=Status.RESOLVED, actor=actor, reason=reason)
+
+
+def ticket_close(*, ticket: Ticket, actor=None, reason: str = "") -> Ticket:
+    return ticket_transition(ticket=ticket, to_status=Status.CLOSED, actor=actor, reason=reason)
+
+
+def ticket_reopen(*, ticket: Ticket, actor=None, reason: str = "") -> Ticket:
+    if ticket.status != Status.RESOLVED:
+        raise TransitionNotAllowed(ticket, ticket.status, Status.OPEN)
+    return ticket_transition(ticket=ticket, to_status=Status.OPEN, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def ticket_assign(
+    *, ticket: Ticket, assignee: AbstractBaseUser | None, actor=None, reason: str = ""
+) -> Ticket:
+    """Give the ticket to `assignee` (None unassigns). Assigning the current
+    assignee again changes nothing and writes no history."""
+    previous_id = ticket.assignee_id
+    new_id = assignee.pk if assignee is not None else None
+    if previous_id == new_id:
+        return ticket
+    now = timezone.now()
+    updated = Ticket.objects.filter(pk=ticket.pk, assignee_id=previous_id).update(
+        assignee_id=new_id, updated_at=now
+    )
+    if updated != 1:
+        raise TicketError(
+            f"Ticket #{ticket.pk} was reassigned by someone else meanwhile. "
+            "Reload it and try again."
+        )
+    previous = ticket.assignee if previous_id is not None else None
+    ticket.assignee = assignee
+    ticket.updated_at = now
+    _record_assignment(ticket, previous, assignee, actor, reason, now)
+    return ticket
+
+
+EDITABLE_FIELDS = frozenset(
+    {"title", "description", "requester_name", "requester_email", "priority", "assignee"}
+)
+
+
+@transaction.atomic
+def ticket_update_details(*, ticket_id: int, actor=None, **changes) -> Ticket:
+    """Save edits to the descriptive fields; a new assignee goes through
+    `ticket_assign` so that it is recorded. Status has its own services."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise TicketError(
+            f"These ticket fields cannot be edited directly: {', '.join(sorted(unknown))}. "
+            "Change status through the open, resolve, close and reopen services."
+        )
+    ticket = Ticket.objects.select_related("assignee").get(pk=ticket_id)
+    assignee = changes.pop("assignee", ticket.assignee)
+    if changes:
+        changes["updated_at"] = timezone.now()
+        Ticket.objects.filter(pk=ticket.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(ticket, field, value)
+    return ticket_assign(ticket=ticket, assignee=assignee, actor=actor)
+
+
+def _record_assignment(ticket, previous, assignee, actor, reason, when) -> None:
+    TicketEvent.objects.create(
+        ticket=ticket,
+        kind=TicketEvent.Kind.ASSIGNMENT,
+        from_assignee=previous,
+        to_assignee=assignee,
+        actor=actor,
+        reason=reason,
+        created_at=when,
+    )

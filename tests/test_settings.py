@@ -1,0 +1,185 @@
+"""Settings come from the environment; a bad value stops start-up with one line
+naming the variable and what it accepts. Run as real processes."""
+
+import json
+import secrets
+
+import pytest
+
+from tests.conftest import PROJECT_DIR, project_env, run_manage
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "crm.example.com",
+}
+PRINT_SETTINGS = (
+    "import json; from django.conf import settings as s; "
+    "db = s.DATABASES['default']; "
+    "print(json.dumps({'engine': db['ENGINE'], 'name': str(db['NAME']), "
+    "'options': db.get('OPTIONS', {}), 'debug': s.DEBUG, 'tz': s.TIME_ZONE, "
+    "'scheduler': s.ENABLE_SCHEDULER, 'hosts': s.ALLOWED_HOSTS, 'admins': s.ADMINS, "
+    "'secret': s.SECRET_KEY, 'origins': s.CSRF_TRUSTED_ORIGINS}))"
+)
+
+
+def settings_of(**variables):
+    result = run_manage("shell", "-c", PRINT_SETTINGS, env=project_env(**variables))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_stops_with_one_line(result, *words):
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("variables", "words"),
+    [
+        ({"DEBUG": "maybe"}, ["DEBUG", "'maybe'", "true/false"]),
+        ({"ENABLE_SCHEDULER": "perhaps"}, ["ENABLE_SCHEDULER", "1/0"]),
+        ({"DATABASE_URL": "foo://x"}, ["DATABASE_URL", "foo://", "postgres://", "sqlite://"]),
+        ({"DATABASE_URL": "localhost/crm"}, ["DATABASE_URL", "(none)", "mysql://"]),
+        ({"DATABASE_URL": "postgres://u@h:notaport/db"}, ["DATABASE_URL", "not a valid"]),
+        ({"DATABASE_URL": "postgres://u@localhost:5432/"}, ["DATABASE_URL", "names no database"]),
+        ({"TIME_ZONE": "Mars/Olympus"}, ["TIME_ZONE", "Mars/Olympus", "Europe/Warsaw"]),
+        ({"CSRF_TRUSTED_ORIGINS": "crm.example.com"}, ["CSRF_TRUSTED_ORIGINS", "https://"]),
+        ({"ADMINS": "bob"}, ["ADMINS", "name@example.com"]),
+        ({"EMAIL_PORT": "smtp"}, ["EMAIL_PORT", "whole number"]),
+        ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, ["EMAIL_USE_TLS", "EMAIL_USE_SSL"]),
+        ({"LOG_LEVEL": "LOUD"}, ["LOG_LEVEL", "WARNING"]),
+        ({"ENV_FILE": "/nonexistent/.env"}, ["ENV_FILE", "/nonexistent/.env"]),
+    ],
+)
+def test_it_stops_on_a_bad_value_with_one_line_naming_the_variable(variables, words):
+    result = run_manage("check", env=project_env(**{**PRODUCTION, **variables}))
+    assert_stops_with_one_line(result, *words)
+
+
+def test_it_requires_secret_key_when_debug_is_off():
+    result = run_manage("check", env=project_env(DEBUG="0"))
+    assert_stops_with_one_line(result, "SECRET_KEY", "DEBUG is off", "token_urlsafe")
+
+
+def test_it_requires_secret_key_when_debug_is_not_set():
+    result = run_manage("check", env=project_env())
+    assert_stops_with_one_line(result, "SECRET_KEY")
+
+
+def test_it_uses_a_stable_development_key_in_debug():
+    first = settings_of(DEBUG="1")["secret"]
+    second = settings_of(DEBUG="1")["secret"]
+    assert first == second
+    assert len(first) >= 50
+
+
+def test_it_reads_a_dotenv_file(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"SECRET_KEY={PRODUCTION['SECRET_KEY']}\nTIME_ZONE=Europe/Warsaw\n")
+    values = settings_of(ENV_FILE=str(dotenv))
+    assert values["tz"] == "Europe/Warsaw"
+    assert values["debug"] is False
+
+
+def test_the_environment_wins_over_the_dotenv_file(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("SECRET_KEY=from-file\nTIME_ZONE=Europe/Warsaw\n")
+    assert settings_of(ENV_FILE=str(dotenv), TIME_ZONE="Asia/Tehran")["tz"] == "Asia/Tehran"
+
+
+def test_it_reports_a_bad_value_from_the_dotenv_file(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DEBUG=sometimes\n")
+    result = run_manage("check", env=project_env(ENV_FILE=str(dotenv)))
+    assert_stops_with_one_line(result, "DEBUG", "'sometimes'")
+
+
+def test_defaults_are_safe_for_production():
+    values = settings_of(SECRET_KEY="x", DATABASE_URL="")
+    assert values["debug"] is False
+    assert values["tz"] == "UTC"
+    assert values["scheduler"] is True
+    assert values["hosts"] == []
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["name"] == str(PROJECT_DIR / "db.sqlite3")
+
+
+def test_sqlite_is_set_up_for_several_processes():
+    options = settings_of(SECRET_KEY="x", DATABASE_URL="sqlite:///tmp/other.sqlite3")["options"]
+    assert "journal_mode=WAL" in options["init_command"]
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert options["timeout"] >= 5
+
+
+def test_relative_sqlite_paths_are_relative_to_the_project_not_the_working_directory():
+    values = settings_of(SECRET_KEY="x", DATABASE_URL="sqlite:///data/crm.sqlite3")
+    assert values["name"] == str(PROJECT_DIR / "data" / "crm.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("url", "engine", "name"),
+    [
+        ("postgres://crm:pw@db.internal:5432/crm", "django.db.backends.postgresql", "crm"),
+        ("postgresql://crm@localhost/helpdesk", "django.db.backends.postgresql", "helpdesk"),
+        ("mysql://root@127.0.0.1:3306/crm", "django.db.backends.mysql", "crm"),
+        ("mariadb://root@127.0.0.1:3306/crm", "django.db.backends.mysql", "crm"),
+    ],
+)
+def test_it_accepts_postgresql_and_mysql_urls(url, engine, name):
+    values = settings_of(SECRET_KEY="x", DATABASE_URL=url)
+    assert (values["engine"], values["name"]) == (engine, name)
+
+
+def test_it_parses_lists():
+    values = settings_of(
+        SECRET_KEY="x",
+        ALLOWED_HOSTS="crm.example.com, .example.org",
+        CSRF_TRUSTED_ORIGINS="https://crm.example.com",
+        ADMINS="Ops Team <ops@example.com>, dev@example.com",
+    )
+    assert values["hosts"] == ["crm.example.com", ".example.org"]
+    assert values["origins"] == ["https://crm.example.com"]
+    assert values["admins"] == [
+        ["Ops Team", "ops@example.com"],
+        ["dev@example.com", "dev@example.com"],
+    ]
+
+
+def test_the_documented_production_settings_pass_check_deploy():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env=project_env(**PRODUCTION, SECURE_HSTS_PRELOAD="1"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_it_writes_the_log_file_into_log_dir_creating_it(tmp_path):
+    log_dir = tmp_path / "nested" / "logs"
+    result = run_manage(
+        "shell",
+        "-c",
+        "import logging; logging.getLogger('crm.scheduler').info('hello from test')",
+        env=project_env(SECRET_KEY="x", LOG_DIR=str(log_dir)),
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(
+        line for line in (log_dir / "django.log").read_text().splitlines() if "scheduler" in line
+    )
+    assert "INFO crm.scheduler" in line
+    assert "hello from test" in line
+
+
+def test_it_stops_when_log_dir_cannot_be_created(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_manage("check", env=project_env(**PRODUCTION, LOG_DIR=str(blocker / "logs")))
+    assert_stops_with_one_line(result, "LOG_DIR", "cannot be created")
