@@ -3,6 +3,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from crm.scheduler.models import SchedulerLease
+
+__all__ = ["SchedulerLease", "Ticket", "TicketEvent"]
+
 
 class Ticket(models.Model):
     class Status(models.TextChoices):

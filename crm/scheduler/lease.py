@@ -1,0 +1,95 @@
+"""A lease in a database row: at most one holder at a time across every process
+and host sharing the database.
+
+Time comes from the database's clock (`Now()` inside the statements), so hosts
+with skewed clocks agree on when a lease has expired. The row outlives any
+connection: Django closing a connection after a request cannot drop it.
+"""
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Now
+
+from crm.scheduler.models import SchedulerLease
+
+
+def _now_plus(duration: timedelta):
+    return ExpressionWrapper(Now() + Value(duration), output_field=DateTimeField())
+
+
+@dataclass(frozen=True)
+class Holder:
+    token: str
+    host: str
+    pid: int
+
+    @classmethod
+    def of_this_process(cls) -> "Holder":
+        host, pid = socket.gethostname(), os.getpid()
+        return cls(f"{host}:{pid}:{uuid.uuid4().hex[:12]}", host, pid)
+
+
+class Lease:
+    def __init__(self, name: str, duration: timedelta, holder: Holder | None = None):
+        self.name = name
+        self.duration = duration
+        self.holder = holder or Holder.of_this_process()
+        # Monotonic time at which the last successful renewal was sent. The row
+        # expires no earlier than this plus `duration`, whatever the clocks say.
+        self.renewed_at: float | None = None
+        self._row_exists = False
+
+    def acquire(self) -> bool:
+        """Take the lease if it is free or expired, or renew it if we hold it.
+        Returns whether we hold it now."""
+        sent_at = time.monotonic()
+        if not self._row_exists:
+            SchedulerLease.objects.bulk_create(
+                [SchedulerLease(name=self.name)], ignore_conflicts=True
+            )
+            self._row_exists = True
+        mine = Q(holder=self.holder.token)
+        claimable = Q(holder="") | Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
+        with transaction.atomic():
+            renewed = SchedulerLease.objects.filter(mine, name=self.name).update(
+                heartbeat_at=Now(), expires_at=_now_plus(self.duration)
+            )
+            taken = renewed or SchedulerLease.objects.filter(claimable, name=self.name).update(
+                holder=self.holder.token,
+                host=self.holder.host,
+                pid=self.holder.pid,
+                acquired_at=Now(),
+                heartbeat_at=Now(),
+                expires_at=_now_plus(self.duration),
+            )
+        self.renewed_at = sent_at if taken else None
+        return bool(taken)
+
+    def release(self) -> None:
+        """Give the lease up at once so that a standby need not wait for it to expire."""
+        SchedulerLease.objects.filter(name=self.name, holder=self.holder.token).update(
+            holder="", expires_at=F("heartbeat_at")
+        )
+        self.renewed_at = None
+
+    def surely_held(self, safety_margin: timedelta) -> bool:
+        """True while the lease cannot yet have passed to another holder,
+        judged by this process's monotonic clock alone (no database access)."""
+        if self.renewed_at is None:
+            return False
+        deadline = self.renewed_at + (self.duration - safety_margin).total_seconds()
+        return time.monotonic() < deadline
+
+
+def current_holder(name: str) -> SchedulerLease | None:
+    """The lease row if someone holds it and it has not expired, else None."""
+    return (
+        SchedulerLease.objects.filter(name=name, expires_at__gte=Now()).exclude(holder="").first()
+    )
