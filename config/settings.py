@@ -41,6 +41,8 @@ try:
     CONN_MAX_AGE = env.integer("CONN_MAX_AGE", 0, minimum=0)
 
     ENABLE_SCHEDULER = env.boolean("ENABLE_SCHEDULER", default=True)
+    SCHEDULER_LEASE_SECONDS = env.integer("SCHEDULER_LEASE_SECONDS", 30, minimum=3)
+    SCHEDULER_SHUTDOWN_WAIT_SECONDS = env.integer("SCHEDULER_SHUTDOWN_WAIT_SECONDS", 10, minimum=0)
 
     LOG_DIR = env.path("LOG_DIR", "logs")
     LOG_LEVEL = env.string("LOG_LEVEL", "INFO").upper()

@@ -1,27 +1,16 @@
 """`make run`, the quick start's first command, serves the admin with demo data."""
 
-import contextlib
 import http.cookiejar
-import os
 import re
-import signal
-import socket
-import subprocess
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from tests.conftest import PROJECT_DIR, project_env
+from tests.conftest import free_port, project_env, start_group, stop_group
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str, opener, deadline: float) -> str:
@@ -42,28 +31,9 @@ def make_run(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path}/quickstart.sqlite3",
         LOG_DIR=str(tmp_path / "logs"),
     )
-    server = subprocess.Popen(
-        ["make", "run"],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    server = start_group(["make", "run"], env)
     yield f"http://127.0.0.1:{port}", server
     stop_group(server)
-
-
-def stop_group(server: subprocess.Popen) -> str:
-    """Stop make and the runserver processes it started; return their output."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        return server.communicate(timeout=20)[0] or ""
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        return server.communicate()[0] or ""
 
 
 def test_make_run_serves_the_admin_within_60_seconds_and_the_demo_login_works(make_run):

@@ -100,7 +100,7 @@ def test_it_reports_a_bad_value_from_the_dotenv_file(tmp_path):
 
 
 def test_defaults_are_safe_for_production():
-    values = settings_of(SECRET_KEY="x", DATABASE_URL="")
+    values = settings_of(SECRET_KEY="x", DATABASE_URL="", ENABLE_SCHEDULER="")
     assert values["debug"] is False
     assert values["tz"] == "UTC"
     assert values["scheduler"] is True

@@ -1,0 +1,152 @@
+"""Exactly one active scheduler across every process sharing the database.
+
+Each process that may run jobs starts one thread, the lease keeper. While the
+lease is held by someone else it only retries now and then (a cheap standby:
+no scheduler, no job threads). When it takes the lease it starts APScheduler
+on the database job store, syncs the declarations, and renews the lease; if a
+renewal fails, or cannot be confirmed in time, it stops dispatching jobs before
+the lease can pass to another process.
+"""
+
+import atexit
+import logging
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+
+from crm.scheduler import execution
+from crm.scheduler.declarations import declared_jobs
+from crm.scheduler.lease import Lease
+from crm.scheduler.sync import sync_jobs
+
+logger = logging.getLogger("crm.scheduler")
+LEASE_NAME = "default"
+
+
+def _config(name: str, default):
+    return getattr(settings, name, default)
+
+
+class SchedulerRunner:
+    def __init__(self):
+        self.lease_duration = timedelta(seconds=_config("SCHEDULER_LEASE_SECONDS", 30))
+        self.renew_every = self.lease_duration.total_seconds() / 3
+        self.standby_poll = min(5.0, self.renew_every)
+        self.shutdown_wait = _config("SCHEDULER_SHUTDOWN_WAIT_SECONDS", 10)
+        self.lease = Lease(LEASE_NAME, self.lease_duration)
+        self.scheduler = None
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = None
+        self._waiting_logged = False
+
+    @property
+    def active(self) -> bool:
+        return self.scheduler is not None
+
+    def start(self) -> None:
+        execution.lease_guard["check"] = self._lease_still_safe
+        self._thread = threading.Thread(target=self._keep_lease, name="crm-scheduler", daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+
+    def run_in_foreground(self) -> None:
+        execution.lease_guard["check"] = self._lease_still_safe
+        self._keep_lease()
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler: only sets a flag the lease keeper checks."""
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Take no new runs, wait a bounded time for running ones, release the lease."""
+        self._stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(self.shutdown_wait + self.renew_every + 5)
+
+    def _lease_still_safe(self) -> bool:
+        return not self._stopping.is_set() and self.lease.surely_held(
+            timedelta(seconds=self.renew_every)
+        )
+
+    def _keep_lease(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                held = self._try_acquire()
+                if held and not self.active:
+                    self._activate()
+                elif not held and self.active:
+                    logger.warning("scheduler lost its lease; no new runs in this process")
+                    self._deactivate()
+                self._stopping.wait(self.renew_every if held else self.standby_poll)
+        finally:
+            self._deactivate()
+            self._release()
+            self._stopped.set()
+
+    def _try_acquire(self) -> bool:
+        try:
+            held = self.lease.acquire()
+        except DatabaseError as error:
+            # Before `migrate` the table is missing; the database may be down.
+            if not self._waiting_logged:
+                logger.info("scheduler waiting for the database: %s", error)
+                self._waiting_logged = True
+            connection.close()
+            return False
+        finally:
+            close_old_connections()
+        self._waiting_logged = False
+        return held
+
+    def _activate(self) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from django_apscheduler.jobstores import DjangoJobStore
+
+        scheduler = BackgroundScheduler(
+            jobstores={"default": DjangoJobStore()},
+            executors={"default": execution.FireTimeThreadPoolExecutor(max_workers=4)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=settings.TIME_ZONE,
+        )
+        try:
+            scheduler.start(paused=True)
+            report = sync_jobs(scheduler, declared_jobs())
+            scheduler.resume()
+        except Exception:
+            logger.exception("scheduler could not start; releasing the lease")
+            scheduler.shutdown(wait=False)
+            self._release()
+            return
+        self.scheduler = scheduler
+        logger.info(
+            "scheduler active in this process (host %s, pid %s); sync: %s",
+            self.lease.holder.host,
+            self.lease.holder.pid,
+            report,
+        )
+
+    def _deactivate(self) -> None:
+        if self.scheduler is None:
+            return
+        scheduler, self.scheduler = self.scheduler, None
+        scheduler.pause()
+        waiter = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        waiter.start()
+        waiter.join(self.shutdown_wait)
+        if waiter.is_alive():
+            logger.warning(
+                "scheduler stopped with jobs still running after %ss", self.shutdown_wait
+            )
+        else:
+            logger.info("scheduler stopped")
+
+    def _release(self) -> None:
+        try:
+            self.lease.release()
+        except DatabaseError:
+            logger.warning("scheduler could not release its lease; it expires on its own")
+        finally:
+            close_old_connections()

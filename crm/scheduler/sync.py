@@ -1,0 +1,88 @@
+"""Make the job store match the declarations, without throwing away what the
+store knows: a job whose trigger did not change keeps its next run time (so runs
+missed while the app was down are caught up), and a paused job stays paused."""
+
+import logging
+from dataclasses import dataclass, field
+
+from crm.scheduler.declarations import JobDeclaration
+from crm.scheduler.execution import run_declared_job
+
+logger = logging.getLogger("crm.scheduler")
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def __str__(self):
+        return (
+            f"created {self.created or 'none'}, updated {self.updated or 'none'}, "
+            f"removed {self.removed or 'none'}"
+        )
+
+
+def job_options(declaration: JobDeclaration) -> dict:
+    return {
+        "func": run_declared_job,
+        "args": [declaration.id],
+        "kwargs": {},
+        "name": declaration.description or declaration.id,
+        "misfire_grace_time": declaration.misfire_grace_seconds,
+        "coalesce": True,
+        "max_instances": 1,
+    }
+
+
+def _differs(stored, declaration: JobDeclaration) -> bool:
+    wanted = job_options(declaration)
+    return (
+        repr(stored.trigger) != repr(declaration.trigger())
+        or any(
+            getattr(stored, key) != wanted[key]
+            for key in ("name", "misfire_grace_time", "coalesce", "max_instances")
+        )
+        or list(stored.args) != wanted["args"]
+    )
+
+
+def sync_jobs(scheduler, declarations: dict[str, JobDeclaration], dry_run=False) -> SyncReport:
+    """`scheduler` must be started (paused is fine) so its store is readable."""
+    report = SyncReport()
+    stored = {job.id: job for job in scheduler.get_jobs()}
+    for job_id, declaration in declarations.items():
+        job = stored.get(job_id)
+        if job is None:
+            report.created.append(job_id)
+            if not dry_run:
+                scheduler.add_job(
+                    id=job_id,
+                    trigger=declaration.trigger(),
+                    **job_options(declaration),
+                    **({} if declaration.enabled else {"next_run_time": None}),
+                )
+        elif _differs(job, declaration):
+            report.updated.append(job_id)
+            if not dry_run:
+                _update(job, declaration)
+    for job_id in sorted(set(stored) - set(declarations)):
+        report.removed.append(job_id)
+        if not dry_run:
+            scheduler.remove_job(job_id)
+    if report.created or report.updated or report.removed:
+        logger.info("scheduler sync%s: %s", " (dry run)" if dry_run else "", report)
+    return report
+
+
+def _update(job, declaration: JobDeclaration) -> None:
+    paused = job.next_run_time is None
+    trigger_changed = repr(job.trigger) != repr(declaration.trigger())
+    options = job_options(declaration)
+    options.pop("func")
+    job.modify(**options)
+    if trigger_changed:
+        job.reschedule(declaration.trigger())
+        if paused or not declaration.enabled:
+            job.pause()

@@ -1,0 +1,123 @@
+"""Real processes: gunicorn workers, runserver with its autoreloader and a
+runscheduler all load the app with a job that fires every second. Exactly one of
+them runs each fire; when the active one dies another takes over."""
+
+import os
+import signal
+import sys
+from collections import Counter
+from datetime import datetime, timedelta
+from itertools import pairwise
+
+import pytest
+
+from tests.conftest import (
+    free_port,
+    project_env,
+    run_manage,
+    start_group,
+    stop_group,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+LEASE_SECONDS = 3
+
+
+def read_fires(log):
+    if not log.exists():
+        return []
+    return [
+        (datetime.fromisoformat(fire), int(pid))
+        for fire, pid in (line.split() for line in log.read_text().splitlines())
+    ]
+
+
+def lease_holder_pid(env):
+    code = (
+        "from crm.scheduler.lease import current_holder; "
+        "row = current_holder('default'); print(row.pid if row else 0)"
+    )
+    result = run_manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def assert_each_fire_ran_once(fires):
+    counts = Counter(fire for fire, _ in fires)
+    doubled = {fire: count for fire, count in counts.items() if count > 1}
+    assert not doubled, f"fires that ran more than once: {doubled}"
+
+
+@pytest.fixture
+def cluster(tmp_path, fresh_database_url):
+    fire_log = tmp_path / "fires.log"
+    env = project_env(
+        DJANGO_SETTINGS_MODULE="tests.e2e_settings",
+        SECRET_KEY="e2e",
+        DEBUG="1",
+        DATABASE_URL=fresh_database_url,
+        LOG_DIR=str(tmp_path / "logs"),
+        ENABLE_SCHEDULER="1",
+        SCHEDULER_LEASE_SECONDS=str(LEASE_SECONDS),
+        SCHEDULER_SHUTDOWN_WAIT_SECONDS="2",
+        E2E_FIRE_LOG=str(fire_log),
+    )
+    migrated = run_manage("migrate", "--noinput", env={**env, "ENABLE_SCHEDULER": "0"})
+    assert migrated.returncode == 0, migrated.stderr
+    bin_dir = os.path.dirname(sys.executable)
+    processes = {
+        "gunicorn": start_group(
+            [f"{bin_dir}/gunicorn", "-w", "4", "-b", f"127.0.0.1:{free_port()}", "config.wsgi"],
+            env,
+        ),
+        "runserver": start_group(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{free_port()}"], env
+        ),
+        "runscheduler": start_group([sys.executable, "manage.py", "runscheduler"], env),
+    }
+    yield env, fire_log, processes
+    for process in processes.values():
+        stop_group(process)
+
+
+def test_each_fire_runs_exactly_once_across_every_process_and_survives_failover(cluster):
+    env, fire_log, _ = cluster
+
+    wait_until(lambda: len(read_fires(fire_log)) >= 60, timeout=120, message="no 60 fires")
+    fires = read_fires(fire_log)
+    assert_each_fire_ran_once(fires)
+    steady = sorted(fire for fire, _ in fires)[-55:]
+    gaps = [later - earlier for earlier, later in pairwise(steady)]
+    assert set(gaps) == {timedelta(seconds=1)}, "every second fired once in steady state"
+
+    victim = lease_holder_pid(env)
+    assert victim in {pid for _, pid in fires}
+    os.kill(victim, signal.SIGKILL)
+    killed_at = datetime.now().astimezone()
+
+    def taken_over():
+        return [
+            (fire, pid)
+            for fire, pid in read_fires(fire_log)
+            if pid != victim and fire > killed_at - timedelta(seconds=1)
+        ]
+
+    wait_until(taken_over, timeout=LEASE_SECONDS + 10, message="no takeover after kill -9")
+    _, successor = min(taken_over())
+    assert successor != victim
+
+    wait_until(lambda: len(taken_over()) >= 5, timeout=20)
+    assert_each_fire_ran_once(read_fires(fire_log))
+
+    os.kill(successor, signal.SIGTERM)
+    terminated_at = datetime.now().astimezone()
+    wait_until(
+        lambda: any(
+            pid not in {victim, successor} and fire > terminated_at
+            for fire, pid in read_fires(fire_log)
+        ),
+        timeout=4,
+        message="SIGTERM did not hand the lease over within seconds",
+    )
+    assert_each_fire_ran_once(read_fires(fire_log))
