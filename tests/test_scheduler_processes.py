@@ -5,9 +5,11 @@ them runs each fire; when the active one dies another takes over."""
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -50,8 +52,8 @@ def assert_each_fire_ran_once(fires):
 
 
 @pytest.fixture
-def cluster(tmp_path, fresh_database_url):
-    fire_log = tmp_path / "fires.log"
+def app_env(tmp_path, fresh_database_url):
+    """Environment for app processes on a migrated, empty database."""
     env = project_env(
         DJANGO_SETTINGS_MODULE="tests.e2e_settings",
         SECRET_KEY="e2e",
@@ -61,10 +63,16 @@ def cluster(tmp_path, fresh_database_url):
         ENABLE_SCHEDULER="1",
         SCHEDULER_LEASE_SECONDS=str(LEASE_SECONDS),
         SCHEDULER_SHUTDOWN_WAIT_SECONDS="2",
-        E2E_FIRE_LOG=str(fire_log),
+        E2E_FIRE_LOG=str(tmp_path / "fires.log"),
     )
     migrated = run_manage("migrate", "--noinput", env={**env, "ENABLE_SCHEDULER": "0"})
     assert migrated.returncode == 0, migrated.stderr
+    return env
+
+
+@pytest.fixture
+def cluster(app_env):
+    env, fire_log = app_env, Path(app_env["E2E_FIRE_LOG"])
     bin_dir = os.path.dirname(sys.executable)
     processes = {
         "gunicorn": start_group(
@@ -121,3 +129,42 @@ def test_each_fire_runs_exactly_once_across_every_process_and_survives_failover(
         message="SIGTERM did not hand the lease over within seconds",
     )
     assert_each_fire_ran_once(read_fires(fire_log))
+
+
+def test_runservers_autoreloader_parent_starts_no_scheduler(app_env):
+    server = start_group(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{free_port()}"], app_env
+    )
+    try:
+        log = Path(app_env["LOG_DIR"]) / "django.log"
+        wait_until(lambda: log.exists() and "scheduler active" in log.read_text(), timeout=30)
+        time.sleep(2)
+        started = [line for line in log.read_text().splitlines() if "standby started" in line]
+    finally:
+        stop_group(server)
+    assert len(started) == 1, started
+    assert f"(pid {server.pid})" not in started[0]
+
+
+def test_fires_missed_while_no_process_ran_are_caught_up_once(app_env):
+    fire_log = Path(app_env["E2E_FIRE_LOG"])
+    scheduler = start_group([sys.executable, "manage.py", "runscheduler"], app_env)
+    wait_until(lambda: len(read_fires(fire_log)) >= 3, timeout=30)
+    stop_group(scheduler)
+    last_before = max(fire for fire, _ in read_fires(fire_log))
+
+    time.sleep(4)  # several fires pass with no process alive
+    restarted_at = datetime.now().astimezone()
+    scheduler = start_group([sys.executable, "manage.py", "runscheduler"], app_env)
+    try:
+        wait_until(
+            lambda: sum(fire > restarted_at for fire, _ in read_fires(fire_log)) >= 2, timeout=30
+        )
+    finally:
+        stop_group(scheduler)
+
+    fires = read_fires(fire_log)
+    assert_each_fire_ran_once(fires)
+    caught_up = [fire for fire, _ in fires if last_before < fire <= restarted_at]
+    assert len(caught_up) == 1, f"missed fires should coalesce into one run: {caught_up}"
+    assert caught_up[0] >= restarted_at - timedelta(seconds=1.5), "the run serves the latest fire"
