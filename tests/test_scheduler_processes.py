@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -24,6 +25,15 @@ from tests.conftest import (
 
 pytestmark = pytest.mark.e2e
 LEASE_SECONDS = 3
+
+
+def fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            response.read()
+            return response
+    except OSError:
+        return None
 
 
 def read_fires(log):
@@ -168,3 +178,23 @@ def test_fires_missed_while_no_process_ran_are_caught_up_once(app_env):
     caught_up = [fire for fire, _ in fires if last_before < fire <= restarted_at]
     assert len(caught_up) == 1, f"missed fires should coalesce into one run: {caught_up}"
     assert caught_up[0] >= restarted_at - timedelta(seconds=1.5), "the run serves the latest fire"
+
+
+def test_with_a_bad_declaration_the_scheduler_stays_off_and_the_app_serves(app_env):
+    port = free_port()
+    env = {**app_env, "DJANGO_SETTINGS_MODULE": "tests.bad_jobs_settings"}
+    gunicorn = f"{os.path.dirname(sys.executable)}/gunicorn"
+    # runserver refuses to start on system check errors; WSGI servers run no checks.
+    server = start_group([gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "config.wsgi"], env)
+    try:
+        log = Path(env["LOG_DIR"]) / "django.log"
+        wait_until(lambda: log.exists() and "scheduler not started" in log.read_text(), timeout=30)
+        page = wait_until(lambda: fetch(f"http://127.0.0.1:{port}/admin/login/"), timeout=30)
+        assert page.status == 200
+        time.sleep(2)
+    finally:
+        stop_group(server)
+    lines = [line for line in log.read_text().splitlines() if "scheduler not started" in line]
+    assert len(lines) == 2, "one line from each worker"
+    assert "'broken'" in lines[0] and "manage.py check" in lines[0]
+    assert not read_fires(Path(env["E2E_FIRE_LOG"]))

@@ -72,6 +72,18 @@ class SchedulerRunner:
         )
 
     def _keep_lease(self) -> None:
+        from crm.scheduler.checks import declaration_errors
+
+        errors = declaration_errors()
+        if errors:
+            logger.error(
+                "scheduler not started: %d error(s) in the job declarations; "
+                "run `python manage.py check` for details (first: %s)",
+                len(errors),
+                errors[0].msg,
+            )
+            self._stopped.set()
+            return
         try:
             while not self._stopping.is_set():
                 held = self._try_acquire()
