@@ -43,6 +43,9 @@ try:
     ENABLE_SCHEDULER = env.boolean("ENABLE_SCHEDULER", default=True)
     SCHEDULER_LEASE_SECONDS = env.integer("SCHEDULER_LEASE_SECONDS", 30, minimum=3)
     SCHEDULER_SHUTDOWN_WAIT_SECONDS = env.integer("SCHEDULER_SHUTDOWN_WAIT_SECONDS", 10, minimum=0)
+    SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS = env.integer(
+        "SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS", 3600, minimum=0
+    )
 
     LOG_DIR = env.path("LOG_DIR", "logs")
     LOG_LEVEL = env.string("LOG_LEVEL", "INFO").upper()

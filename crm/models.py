@@ -3,9 +3,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from crm.scheduler.models import SchedulerLease
+from crm.scheduler.models import JobAlert, SchedulerLease
 
-__all__ = ["SchedulerLease", "Ticket", "TicketEvent"]
+__all__ = ["JobAlert", "SchedulerLease", "Ticket", "TicketEvent"]
 
 
 class Ticket(models.Model):

@@ -5,19 +5,28 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.scheduler import execution
+from crm.scheduler.history import mark_interrupted_runs
+from crm.scheduler.signals import job_finished, job_started
 from tests.conftest import wait_until
 
+pytestmark = pytest.mark.django_db
 CALLS = []
 
 
 def remember(*args, **kwargs):
     CALLS.append((args, kwargs))
     return "done"
+
+
+def explode(**kwargs):
+    raise ZeroDivisionError("the job broke")
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +40,8 @@ def declared(settings):
             "args": (1,),
             "kwargs": {"size": 2},
             "fire_time_kwarg": "fire_time",
-        }
+        },
+        {"id": "explode", "func": "tests.test_scheduler_execution.explode", "interval_seconds": 60},
     ]
     yield
     execution.lease_guard["check"] = lambda: True
@@ -78,3 +88,81 @@ def test_the_job_receives_the_fire_time_it_serves():
     scheduler.shutdown(wait=True)
 
     assert CALLS[0][1]["fire_time"] == fire_time
+
+
+def test_signals_are_sent_when_a_run_starts_and_finishes():
+    seen = []
+
+    def started(sender, **info):
+        seen.append(("started", info))
+
+    def finished(sender, **info):
+        seen.append(("finished", info))
+
+    job_started.connect(started)
+    job_finished.connect(finished)
+    try:
+        execution.run_declared_job("remember")
+        with pytest.raises(ZeroDivisionError):
+            execution.run_declared_job("explode")
+    finally:
+        job_started.disconnect(started)
+        job_finished.disconnect(finished)
+
+    assert [(kind, info["job_id"]) for kind, info in seen] == [
+        ("started", "remember"),
+        ("finished", "remember"),
+        ("started", "explode"),
+        ("finished", "explode"),
+    ]
+    succeeded, failed = seen[1][1], seen[3][1]
+    assert (succeeded["status"], succeeded["result"], succeeded["exception"]) == (
+        "succeeded",
+        "done",
+        None,
+    )
+    assert failed["status"] == "failed"
+    assert isinstance(failed["exception"], ZeroDivisionError)
+    assert failed["duration"] >= 0
+
+
+def test_a_failing_job_mails_admins_once_per_cooldown(settings, mailoutbox):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS = 3600
+    start = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    with time_machine.travel(start, tick=False):
+        for _ in range(3):
+            with pytest.raises(ZeroDivisionError):
+                execution.run_declared_job("explode")
+    assert len(mailoutbox) == 1
+    assert "explode" in mailoutbox[0].subject
+    assert "the job broke" in mailoutbox[0].body and "Traceback" in mailoutbox[0].body
+
+    with time_machine.travel(start + timedelta(hours=1, seconds=1), tick=False):
+        with pytest.raises(ZeroDivisionError):
+            execution.run_declared_job("explode")
+    assert len(mailoutbox) == 2
+
+
+def test_no_failure_mail_without_admins(settings, mailoutbox):
+    settings.ADMINS = []
+    with pytest.raises(ZeroDivisionError):
+        execution.run_declared_job("explode")
+    assert mailoutbox == []
+
+
+def test_runs_left_started_by_a_dead_process_are_marked_interrupted():
+    job = DjangoJob.objects.create(id="remember", job_state=b"")
+    when = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    DjangoJobExecution.objects.create(job=job, status=DjangoJobExecution.SENT, run_time=when)
+    DjangoJobExecution.objects.create(
+        job=job, status=DjangoJobExecution.SUCCESS, run_time=when - timedelta(days=1)
+    )
+
+    assert mark_interrupted_runs("host web1, pid 42") == 1
+
+    statuses = dict(DjangoJobExecution.objects.values_list("run_time", "status"))
+    assert statuses[when] == "Interrupted"
+    assert statuses[when - timedelta(days=1)] == DjangoJobExecution.SUCCESS
+    assert "pid 42" in DjangoJobExecution.objects.get(run_time=when).exception

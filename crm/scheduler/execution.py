@@ -4,12 +4,17 @@ stays in the store (with its history) instead of failing to load."""
 
 import contextvars
 import logging
+import time
+import traceback
 from datetime import datetime
 
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils.module_loading import import_string
+
+from crm.scheduler import alerts
+from crm.scheduler.signals import job_finished, job_started
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -33,14 +38,46 @@ def run_declared_job(job_id: str):
     if declaration is None:
         raise LookupError(f"Job {job_id} is in the job store but no longer declared.")
     func = import_string(declaration.func)
+    scheduled_at = scheduled_fire_time.get()
     kwargs = dict(declaration.kwargs)
     if declaration.fire_time_kwarg:
-        kwargs[declaration.fire_time_kwarg] = scheduled_fire_time.get()
-    close_old_connections()
+        kwargs[declaration.fire_time_kwarg] = scheduled_at
+    _drop_stale_connections()
+    job_started.send(sender=run_declared_job, job_id=job_id, scheduled_at=scheduled_at)
+    started = time.monotonic()
+    outcome = {"status": "failed", "exception": None, "result": None}
     try:
-        return func(*declaration.args, **kwargs)
+        outcome["result"] = func(*declaration.args, **kwargs)
+        outcome["status"] = "succeeded"
+        return outcome["result"]
+    except Exception as error:
+        outcome["exception"] = error
+        _report_failure(job_id, error)
+        raise
     finally:
+        job_finished.send(
+            sender=run_declared_job,
+            job_id=job_id,
+            scheduled_at=scheduled_at,
+            duration=time.monotonic() - started,
+            **outcome,
+        )
+        _drop_stale_connections()
+
+
+def _drop_stale_connections() -> None:
+    # Never inside a transaction: tests wrap each test in one, and closing
+    # there would break it.
+    if not connection.in_atomic_block:
         close_old_connections()
+
+
+def _report_failure(job_id: str, error: Exception) -> None:
+    try:
+        alerts.mail_failure(job_id, error, traceback.format_exc())
+    except Exception:
+        # A broken mail server must not hide the job's own error.
+        logger.exception("scheduler could not mail ADMINS about the failure of %s", job_id)
 
 
 def _run_with_fire_time(job, jobstore_alias, run_times, logger_name):

@@ -45,6 +45,7 @@ class Lease:
         # expires no earlier than this plus `duration`, whatever the clocks say.
         self.renewed_at: float | None = None
         self._row_exists = False
+        self.previous_holder = ""
 
     def acquire(self) -> bool:
         """Take the lease if it is free or expired, or renew it if we hold it.
@@ -58,6 +59,11 @@ class Lease:
         mine = Q(holder=self.holder.token)
         claimable = Q(holder="") | Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
         with transaction.atomic():
+            if not self.renewed_at:
+                before = SchedulerLease.objects.filter(name=self.name).first()
+                self.previous_holder = (
+                    f"host {before.host}, pid {before.pid}" if before and before.host else ""
+                )
             renewed = SchedulerLease.objects.filter(mine, name=self.name).update(
                 heartbeat_at=Now(), expires_at=_now_plus(self.duration)
             )

@@ -18,3 +18,13 @@ class SchedulerLease(models.Model):
 
     def __str__(self):
         return f"{self.name}: {self.holder or 'free'}"
+
+
+class JobAlert(models.Model):
+    """When ADMINS were last mailed about a failing job (for the mail cooldown)."""
+
+    job_id = models.CharField(primary_key=True, max_length=255)
+    last_mailed_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.job_id}: mailed {self.last_mailed_at:%Y-%m-%d %H:%M}"

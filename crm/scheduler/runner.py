@@ -18,6 +18,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from crm.scheduler import execution
 from crm.scheduler.declarations import declared_jobs
+from crm.scheduler.history import mark_interrupted_runs
 from crm.scheduler.lease import Lease
 from crm.scheduler.sync import sync_jobs
 
@@ -124,6 +125,9 @@ class SchedulerRunner:
             timezone=settings.TIME_ZONE,
         )
         try:
+            interrupted = mark_interrupted_runs(self.lease.previous_holder)
+            if interrupted:
+                logger.warning("scheduler marked %d unfinished run(s) as interrupted", interrupted)
             scheduler.start(paused=True)
             report = sync_jobs(scheduler, declared_jobs())
             scheduler.resume()
