@@ -198,3 +198,25 @@ def test_with_a_bad_declaration_the_scheduler_stays_off_and_the_app_serves(app_e
     assert len(lines) == 2, "one line from each worker"
     assert "'broken'" in lines[0] and "manage.py check" in lines[0]
     assert not read_fires(Path(env["E2E_FIRE_LOG"]))
+
+
+def test_a_pause_from_another_process_stops_the_runs_within_seconds(app_env):
+    fire_log = Path(app_env["E2E_FIRE_LOG"])
+    scheduler = start_group([sys.executable, "manage.py", "runscheduler"], app_env)
+    try:
+        wait_until(lambda: len(read_fires(fire_log)) >= 2, timeout=30)
+        paused = run_manage("scheduler", "pause", "e2e_heartbeat", env=app_env)
+        assert paused.returncode == 0, paused.stderr
+        paused_at = datetime.now().astimezone()
+        time.sleep(5)
+        late_fires = [
+            fire for fire, _ in read_fires(fire_log) if fire > paused_at + timedelta(seconds=3)
+        ]
+        assert late_fires == [], "the job still ran seconds after the pause"
+
+        resumed = run_manage("scheduler", "resume", "e2e_heartbeat", env=app_env)
+        assert resumed.returncode == 0, resumed.stderr
+        resumed_at = datetime.now().astimezone()
+        wait_until(lambda: any(fire > resumed_at for fire, _ in read_fires(fire_log)), timeout=6)
+    finally:
+        stop_group(scheduler)

@@ -11,6 +11,7 @@ the lease can pass to another process.
 import atexit
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from crm.scheduler import execution
 from crm.scheduler.declarations import declared_jobs
 from crm.scheduler.history import mark_interrupted_runs
+from crm.scheduler.jobstore import KeepingDjangoJobStore
 from crm.scheduler.lease import Lease
 from crm.scheduler.sync import sync_jobs
 
@@ -34,6 +36,9 @@ class SchedulerRunner:
     def __init__(self):
         self.lease_duration = timedelta(seconds=_config("SCHEDULER_LEASE_SECONDS", 30))
         self.renew_every = self.lease_duration.total_seconds() / 3
+        # The active scheduler re-reads the job store this often, so changes made
+        # by other processes (pause, resume, sync) take effect within seconds.
+        self.store_poll = min(2.0, self.renew_every)
         self.standby_poll = min(5.0, self.renew_every)
         self.shutdown_wait = _config("SCHEDULER_SHUTDOWN_WAIT_SECONDS", 10)
         self.lease = Lease(LEASE_NAME, self.lease_duration)
@@ -86,18 +91,29 @@ class SchedulerRunner:
             self._stopped.set()
             return
         try:
+            next_attempt = 0.0
             while not self._stopping.is_set():
-                held = self._try_acquire()
-                if held and not self.active:
-                    self._activate()
-                elif not held and self.active:
-                    logger.warning("scheduler lost its lease; no new runs in this process")
-                    self._deactivate()
-                self._stopping.wait(self.renew_every if held else self.standby_poll)
+                if time.monotonic() >= next_attempt:
+                    held = self._try_acquire()
+                    next_attempt = time.monotonic() + (
+                        self.renew_every if held else self.standby_poll
+                    )
+                    self._follow_lease(held)
+                if self.scheduler is not None:
+                    self.scheduler.wakeup()
+                pause = max(0.0, next_attempt - time.monotonic())
+                self._stopping.wait(min(pause, self.store_poll) if self.active else pause)
         finally:
             self._deactivate()
             self._release()
             self._stopped.set()
+
+    def _follow_lease(self, held: bool) -> None:
+        if held and not self.active:
+            self._activate()
+        elif not held and self.active:
+            logger.warning("scheduler lost its lease; no new runs in this process")
+            self._deactivate()
 
     def _try_acquire(self) -> bool:
         try:
@@ -116,10 +132,9 @@ class SchedulerRunner:
 
     def _activate(self) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
-        from django_apscheduler.jobstores import DjangoJobStore
 
         scheduler = BackgroundScheduler(
-            jobstores={"default": DjangoJobStore()},
+            jobstores={"default": KeepingDjangoJobStore()},
             executors={"default": execution.FireTimeThreadPoolExecutor(max_workers=4)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=settings.TIME_ZONE,
