@@ -1,6 +1,9 @@
 """`manage.py scheduler`: sync, pause and resume from any process."""
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 from django.core.management import CommandError, call_command
 from django_apscheduler.models import DjangoJob
 
@@ -58,3 +61,36 @@ def test_an_unknown_job_is_a_one_line_error_listing_the_jobs():
         CommandError, match=r"Unknown job 'hearbeat'. Choose one of: heartbeat, report."
     ):
         run("pause", "hearbeat")
+
+
+def test_preview_prints_the_next_fire_times_in_iso_8601():
+    with time_machine.travel(datetime(2026, 10, 24, 12, tzinfo=UTC), tick=False):
+        output = run("preview", "30 2 * * *", "--tz", "Europe/Berlin", "-n", "3")
+
+    assert output.splitlines() == [
+        "At 02:30 every day, Europe/Berlin",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-26T02:30:00+01:00",
+        "2026-10-27T02:30:00+01:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["preview", "30 2 * *"],
+            "Cron expression '30 2 * *' has 4 field(s); a crontab expression has 5",
+        ),
+        (["preview", "61 * * * *"], "minute field '61': 61 is out of range 0-59"),
+        (
+            ["preview", "0 2 * * *", "--tz", "Mars/Base"],
+            "--tz 'Mars/Base' is not a known time zone",
+        ),
+        (["preview", "0 2 * * *", "-n", "0"], "-n must be 1 or more"),
+    ],
+)
+def test_preview_explains_bad_input(args, message):
+    with pytest.raises(CommandError) as error:
+        run(*args)
+    assert message in str(error.value)

@@ -4,17 +4,16 @@ take effect there without a restart."""
 
 from contextlib import contextmanager
 
-from django.conf import settings
-
 from crm.scheduler.declarations import declared_jobs
 from crm.scheduler.jobstore import KeepingDjangoJobStore
+from crm.scheduler.runner import SCHEDULER_CLOCK_ZONE
 from crm.scheduler.sync import SyncReport, sync_jobs
 
 
 class UnknownJob(LookupError):
     def __init__(self, job_id: str, known: list[str]):
-        choices = ", ".join(sorted(known)) or "none are declared"
-        super().__init__(f"Unknown job {job_id!r}. Choose one of: {choices}.")
+        choices = f"Choose one of: {', '.join(sorted(known))}." if known else "No jobs exist yet."
+        super().__init__(f"Unknown job {job_id!r}. {choices}")
 
 
 @contextmanager
@@ -23,7 +22,7 @@ def job_store():
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(
-        jobstores={"default": KeepingDjangoJobStore()}, timezone=settings.TIME_ZONE
+        jobstores={"default": KeepingDjangoJobStore()}, timezone=SCHEDULER_CLOCK_ZONE
     )
     scheduler.start(paused=True)
     try:

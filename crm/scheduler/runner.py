@@ -26,6 +26,10 @@ from crm.scheduler.sync import sync_jobs
 
 logger = logging.getLogger("crm.scheduler")
 LEASE_NAME = "default"
+# APScheduler compares run times with `now` in its own zone; aware datetimes that
+# share a zone compare as wall clock, which is wrong in a repeated hour. In UTC
+# there is none. Each trigger carries its own zone (TIME_ZONE or per job).
+SCHEDULER_CLOCK_ZONE = "UTC"
 
 
 def _config(name: str, default):
@@ -137,7 +141,7 @@ class SchedulerRunner:
             jobstores={"default": KeepingDjangoJobStore()},
             executors={"default": execution.FireTimeThreadPoolExecutor(max_workers=4)},
             job_defaults={"coalesce": True, "max_instances": 1},
-            timezone=settings.TIME_ZONE,
+            timezone=SCHEDULER_CLOCK_ZONE,
         )
         try:
             interrupted = mark_interrupted_runs(self.lease.previous_holder)

@@ -1,6 +1,11 @@
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from crm.scheduler import control
+from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger
 
 
 class Command(BaseCommand):
@@ -14,6 +19,12 @@ class Command(BaseCommand):
         sync.add_argument(
             "--dry-run", action="store_true", help="Say what would change; change nothing."
         )
+        preview = actions.add_parser(
+            "preview", help="Print the next fire times of a cron expression."
+        )
+        preview.add_argument("expression", metavar="EXPR", help='e.g. "0 2 * * *"')
+        preview.add_argument("--tz", default=None, help="Time zone (default: TIME_ZONE).")
+        preview.add_argument("-n", type=int, default=10, help="How many fire times (default 10).")
         for name, text in [
             ("pause", "Stop running a job until resumed."),
             ("resume", "Run a paused job again."),
@@ -44,6 +55,22 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"{count} change(s) found; nothing written."))
         else:
             self.stdout.write(self.style.SUCCESS(f"{count} change(s) made."))
+
+    def handle_preview(self, expression, tz, n, **options):
+        zone = tz or settings.TIME_ZONE
+        try:
+            trigger = CrontabTrigger(expression, ZoneInfo(zone))
+        except CronSyntaxError as error:
+            raise CommandError(f"Cron expression {expression!r} {error}.") from None
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CommandError(
+                f"--tz {zone!r} is not a known time zone, e.g. Europe/Warsaw."
+            ) from None
+        if n < 1:
+            raise CommandError("-n must be 1 or more.")
+        self.stdout.write(f"{trigger.describe()}, {zone}", self.style.MIGRATE_HEADING)
+        for fire in trigger.next_fire_times(n, timezone.now()):
+            self.stdout.write(fire.astimezone(trigger.timezone).isoformat())
 
     def handle_pause(self, job_id, **options):
         control.pause_job(job_id)
