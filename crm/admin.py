@@ -68,10 +68,6 @@ class TicketAdmin(admin.ModelAdmin):
         changes = {field: getattr(obj, field) for field in form.changed_data}
         services.ticket_update_details(ticket_id=obj.pk, actor=request.user, **changes)
 
-    def save_formset(self, request, form, formset, change):
-        # History rows are written by the services only; the inline is read-only.
-        return
-
     @admin.action(description="Resolve selected tickets", permissions=["change"])
     def resolve_tickets(self, request, queryset):
         self._apply(request, queryset, services.ticket_resolve, "resolved")
