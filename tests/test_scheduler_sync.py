@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
-from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
 
 from crm.scheduler.declarations import JobDeclaration
+from crm.scheduler.jobstore import KeepingDjangoJobStore
 from crm.scheduler.sync import sync_jobs
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def declare(job_id="heartbeat", seconds=60, **options):
 
 @pytest.fixture
 def scheduler():
-    scheduler = BackgroundScheduler(jobstores={"default": DjangoJobStore()}, timezone="UTC")
+    scheduler = BackgroundScheduler(jobstores={"default": KeepingDjangoJobStore()}, timezone="UTC")
     scheduler.start(paused=True)
     yield scheduler
     scheduler.shutdown(wait=False)
@@ -95,3 +95,19 @@ def test_a_dry_run_reports_and_changes_nothing(scheduler):
 
     assert (report.created, report.removed) == (["new"], ["old"])
     assert list(DjangoJob.objects.values_list("id", flat=True)) == ["old"]
+
+
+def test_a_stored_job_that_cannot_be_loaded_is_kept_with_its_history(scheduler, caplog):
+    from django_apscheduler.models import DjangoJobExecution
+
+    legacy = DjangoJob.objects.create(id="legacy", job_state=b"not a pickle")
+    DjangoJobExecution.objects.create(
+        job=legacy, status=DjangoJobExecution.SUCCESS, run_time=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+
+    assert [job.id for job in scheduler.get_jobs()] == []
+    sync_jobs(scheduler, declare())
+
+    assert DjangoJob.objects.filter(id="legacy").exists()
+    assert DjangoJobExecution.objects.filter(job_id="legacy").count() == 1
+    assert "cannot load stored job 'legacy'" in caplog.text
