@@ -32,23 +32,18 @@ LEASE_NAME = "default"
 SCHEDULER_CLOCK_ZONE = "UTC"
 
 
-def _config(name: str, default):
-    return getattr(settings, name, default)
-
-
 class SchedulerRunner:
     def __init__(self):
-        self.lease_duration = timedelta(seconds=_config("SCHEDULER_LEASE_SECONDS", 30))
+        self.lease_duration = timedelta(seconds=settings.SCHEDULER_LEASE_SECONDS)
         self.renew_every = self.lease_duration.total_seconds() / 3
         # The active scheduler re-reads the job store this often, so changes made
         # by other processes (pause, resume, sync) take effect within seconds.
         self.store_poll = min(2.0, self.renew_every)
         self.standby_poll = min(5.0, self.renew_every)
-        self.shutdown_wait = _config("SCHEDULER_SHUTDOWN_WAIT_SECONDS", 10)
+        self.shutdown_wait = settings.SCHEDULER_SHUTDOWN_WAIT_SECONDS
         self.lease = Lease(LEASE_NAME, self.lease_duration)
         self.scheduler = None
         self._stopping = threading.Event()
-        self._stopped = threading.Event()
         self._thread = None
         self._waiting_logged = False
 
@@ -92,7 +87,6 @@ class SchedulerRunner:
                 len(errors),
                 errors[0].msg,
             )
-            self._stopped.set()
             return
         try:
             next_attempt = 0.0
@@ -110,7 +104,6 @@ class SchedulerRunner:
         finally:
             self._deactivate()
             self._release()
-            self._stopped.set()
 
     def _follow_lease(self, held: bool) -> None:
         if held and not self.active:
