@@ -8,7 +8,12 @@ class CrmConfig(AppConfig):
 
     def ready(self):
         # No database access here: the lease is taken in a background thread.
+        from django.db.models.signals import post_migrate
+
         from crm.scheduler import checks  # noqa: F401  (registers the system checks)
+        from crm.scheduler.permissions import create_job_permissions
         from crm.scheduler.startup import start_if_wanted
+
+        post_migrate.connect(create_job_permissions, sender=self)
 
         start_if_wanted()

@@ -3,9 +3,23 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from crm.scheduler.models import JobAlert, SchedulerLease
+from crm.scheduler.models import (
+    DisabledJob,
+    JobAlert,
+    RunDetail,
+    SchedulerCommand,
+    SchedulerLease,
+)
 
-__all__ = ["JobAlert", "SchedulerLease", "Ticket", "TicketEvent"]
+__all__ = [
+    "DisabledJob",
+    "JobAlert",
+    "RunDetail",
+    "SchedulerCommand",
+    "SchedulerLease",
+    "Ticket",
+    "TicketEvent",
+]
 
 
 class Ticket(models.Model):
@@ -43,12 +57,10 @@ class Ticket(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            # auto_close_resolved_tickets finds resolved tickets by resolved_at.
-            models.Index(
-                fields=["resolved_at"],
-                condition=Q(status="resolved"),
-                name="ticket_resolved_due_idx",
-            ),
+            # auto_close_resolved_tickets pages through resolved tickets by
+            # resolved_at. Not a partial index: SQLite cannot use one when the
+            # status comes as a query parameter.
+            models.Index(fields=["status", "resolved_at"], name="ticket_status_resolved_idx"),
             models.Index(fields=["status", "-created_at"], name="ticket_status_created_idx"),
             models.Index(fields=["-created_at"], name="ticket_created_idx"),
         ]
@@ -117,6 +129,8 @@ class TicketEvent(models.Model):
         return f"assigned to {self.to_assignee or 'nobody'}"
 
     def save(self, *args, **kwargs):
-        if self.pk is not None and not self._state.adding:
+        if not self._state.adding:
             raise ValueError("Ticket history is append-only: events cannot be changed.")
+        # An INSERT even when a pk is given, so an existing row is never rewritten.
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)

@@ -91,3 +91,16 @@ def test_manage_py_check_fails_on_a_bad_declaration():
     assert result.returncode == 1
     assert "crm.E008" in result.stderr and "'broken'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_cron_from_the_environment_names_the_variable_and_the_app_still_serves():
+    env = project_env(SECRET_KEY="x", AUTO_CLOSE_CRON="0 25 * * *")
+
+    checked = run_manage("check", env=env)
+    shell = run_manage("shell", "-c", "print('serving')", env=env)
+
+    assert checked.returncode == 1
+    assert "crm.E006" in checked.stderr and "'auto_close_resolved_tickets'" in checked.stderr
+    assert "Set AUTO_CLOSE_CRON to 5 fields" in checked.stderr
+    assert "Traceback" not in checked.stderr
+    assert shell.returncode == 0 and "serving" in shell.stdout

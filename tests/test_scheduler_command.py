@@ -1,36 +1,81 @@
-"""`manage.py scheduler`: sync, pause and resume from any process."""
+"""`manage.py scheduler`: status, list, run, pause, resume, sync and preview, from
+a process that is not the active scheduler, with their output and exit codes."""
 
-from datetime import UTC, datetime
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
-from django_apscheduler.models import DjangoJob
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+from crm.scheduler.lease import Lease
+from crm.scheduler.models import SchedulerCommand
+from crm.scheduler.runner import LEASE_NAME
+from tests.conftest import project_env, run_manage
 
 pytestmark = pytest.mark.django_db
+BUILTIN = ["auto_close_resolved_tickets", "delete_old_job_executions"]
+
+
+def add(a, b):
+    return {"sum": a + b}
+
+
+def explode():
+    raise ZeroDivisionError("the job broke")
+
+
+def nap(seconds):
+    time.sleep(seconds)
 
 
 @pytest.fixture(autouse=True)
 def declared(settings):
     settings.SCHEDULER_JOBS = [
-        {"id": "heartbeat", "func": "tests.e2e_jobs.record_fire", "interval_seconds": 60},
-        {"id": "report", "func": "tests.e2e_jobs.record_fire", "interval_seconds": 3600},
-    ]
+        {
+            "id": "heartbeat",
+            "func": "tests.test_scheduler_command.add",
+            "interval_seconds": 60,
+            "args": [2, 3],
+            "misfire_grace_seconds": 30,
+        },
+        {"id": "report", "func": "tests.test_scheduler_command.explode", "cron": "0 6 * * 1-5"},
+        {"id": "slow", "func": "tests.test_scheduler_command.nap", "interval_seconds": 3600,
+         "args": [3]},
+    ]  # fmt: skip
 
 
 def run(*args):
-    from io import StringIO
-
     out = StringIO()
     call_command("scheduler", *args, stdout=out)
     return out.getvalue()
+
+
+def fails(*args) -> CommandError:
+    out = StringIO()
+    with pytest.raises(CommandError) as error:
+        call_command("scheduler", *args, stdout=out)
+    error.value.output = out.getvalue()
+    return error.value
+
+
+def take_lease():
+    lease = Lease(LEASE_NAME, timedelta(seconds=30))
+    assert lease.acquire()
+    return lease
+
+
+# sync
 
 
 def test_sync_dry_run_says_what_it_would_do_and_writes_nothing():
     output = run("sync", "--dry-run")
 
     assert "Would create: heartbeat" in output and "Would create: report" in output
-    assert "2 change(s) found; nothing written." in output
+    assert "5 change(s) found; nothing written." in output
     assert not DjangoJob.objects.exists()
 
 
@@ -40,27 +85,251 @@ def test_sync_creates_jobs_and_a_second_run_changes_nothing(settings):
 
     settings.SCHEDULER_JOBS = settings.SCHEDULER_JOBS[:1]
     output = run("sync")
-    assert "Removed: report" in output and "1 change(s) made." in output
-    assert list(DjangoJob.objects.values_list("id", flat=True)) == ["heartbeat"]
+    assert "Removed: report" in output and "2 change(s) made." in output
+    assert sorted(DjangoJob.objects.values_list("id", flat=True)) == [*BUILTIN, "heartbeat"]
 
 
-def test_pause_and_resume_a_job():
+# pause and resume while no scheduler is active
+
+
+def test_pause_and_resume_a_job_in_the_store_when_no_scheduler_is_active():
     run("sync")
 
-    assert "Paused heartbeat" in run("pause", "heartbeat")
+    assert "Paused heartbeat: paused in the job store" in run("pause", "heartbeat")
     assert DjangoJob.objects.get(id="heartbeat").next_run_time is None
 
-    assert "Resumed heartbeat; next run" in run("resume", "heartbeat")
+    assert "Resumed heartbeat: resumed in the job store" in run("resume", "heartbeat")
     assert DjangoJob.objects.get(id="heartbeat").next_run_time is not None
+
+
+def test_a_job_disabled_from_the_environment_is_paused_and_cannot_be_resumed(settings):
+    run("sync")
+    settings.AUTO_CLOSE_ENABLED = False
+
+    assert "Updated: auto_close_resolved_tickets\n" in run("sync")
+    assert DjangoJob.objects.get(id="auto_close_resolved_tickets").next_run_time is None
+    error = fails("resume", "auto_close_resolved_tickets")
+    assert str(error) == (
+        "auto_close_resolved_tickets is disabled, so it cannot be resumed. Set "
+        "AUTO_CLOSE_ENABLED=true in the environment and restart the app (or run "
+        "`python manage.py scheduler sync`)."
+    )
+
+    settings.AUTO_CLOSE_ENABLED = True
+    run("sync")
+    assert DjangoJob.objects.get(id="auto_close_resolved_tickets").next_run_time is not None
 
 
 def test_an_unknown_job_is_a_one_line_error_listing_the_jobs():
     run("sync")
 
-    with pytest.raises(
-        CommandError, match=r"Unknown job 'hearbeat'. Choose one of: heartbeat, report."
-    ):
-        run("pause", "hearbeat")
+    error = fails("pause", "hearbeat")
+    assert str(error) == (
+        "Unknown job 'hearbeat'. Choose one of: auto_close_resolved_tickets, "
+        "delete_old_job_executions, heartbeat, report, slow."
+    )
+    assert "Unknown job 'nope'. Choose one of:" in str(fails("run", "nope", "--here"))
+
+
+def test_an_unknown_action_lists_the_valid_ones():
+    error = fails("restart")
+    assert "invalid choice: 'restart'" in str(error)
+    assert "'status', 'list', 'run', 'pause', 'resume', 'sync', 'preview'" in str(error)
+
+
+def test_before_migrate_it_says_to_migrate_instead_of_a_traceback(tmp_path):
+    env = project_env(SECRET_KEY="x", DATABASE_URL=f"sqlite:///{tmp_path}/empty.sqlite3")
+
+    result = run_manage("scheduler", "status", env=env)
+
+    assert result.returncode == 1
+    assert "The database is not ready: no such table" in result.stderr
+    assert "run `python manage.py migrate`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# list
+
+
+def test_list_shows_each_job_with_its_schedule_as_written_and_in_words():
+    run("sync")
+    run("pause", "report")
+
+    lines = run("list").splitlines()
+
+    assert "heartbeat  every 60 s  (Every 1 minute)  [enabled]" in lines[2]
+    assert lines[3].startswith("report  0 6 * * 1-5  (At 06:00 on Monday to Friday, UTC)")
+    assert "[paused]" in lines[3]
+
+
+def test_list_json_is_for_scripts():
+    listing = json.loads(run("list", "--json"))
+
+    assert [job["id"] for job in listing] == [*BUILTIN, "heartbeat", "report", "slow"]
+    heartbeat = listing[2]
+    assert heartbeat["schedule"] == "every 60 s" and heartbeat["stored"] is False
+    assert heartbeat["func"] == "tests.test_scheduler_command.add"
+
+
+# status
+
+
+def test_status_fails_when_no_scheduler_is_active():
+    run("sync")
+
+    error = fails("status")
+
+    assert error.returncode == 1
+    assert str(error) == "no scheduler is active."
+    assert error.output.startswith("No scheduler is active.")
+    assert "heartbeat" in error.output and "last run   never" in error.output
+
+
+def test_status_is_healthy_with_an_active_scheduler_and_jobs_on_time():
+    run("sync")
+    take_lease()
+
+    output = run("status")
+
+    assert output.startswith("Active scheduler: host ")
+    assert "heartbeat 0 s ago" in output
+    assert "schedule   At 06:00 on Monday to Friday, UTC (0 6 * * 1-5)" in output
+
+
+def test_status_names_a_late_job_and_a_failing_one():
+    start = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        run("sync")
+    fails("run", "report", "--here")
+    # Nobody ran heartbeat for longer than its fire time plus its 30 s grace.
+    with time_machine.travel(start + timedelta(seconds=91), tick=False):
+        take_lease()
+        error = fails("status")
+
+    assert str(error) == "heartbeat is late; report is failing."
+    assert "LATE       due 1 min ago and not run (grace passed)" in error.output
+    assert "FAILING    ZeroDivisionError: the job broke" in error.output
+
+
+def test_status_json_carries_the_same_facts():
+    run("sync")
+    run("run", "heartbeat", "--here")
+
+    error = fails("status", "--json")
+
+    state = json.loads(error.output)
+    assert state["healthy"] is False and state["active_scheduler"] is None
+    heartbeat = next(job for job in state["jobs"] if job["id"] == "heartbeat")
+    assert heartbeat["last_run"]["status"] == DjangoJobExecution.SUCCESS
+    assert heartbeat["last_run"]["result"] == {"sum": 5}
+    assert heartbeat["last_run"]["triggered_by"].startswith("command line: ")
+    assert heartbeat["late"] is False and heartbeat["failing"] is False
+
+
+# run
+
+
+def test_run_here_runs_the_job_in_this_process_and_records_who_ran_it():
+    run("sync")
+
+    output = run("run", "heartbeat", "--here")
+
+    assert output == "heartbeat succeeded: {'sum': 5}\n"
+    execution = DjangoJobExecution.objects.select_related("detail").get(job_id="heartbeat")
+    assert execution.status == DjangoJobExecution.SUCCESS
+    assert execution.detail.triggered_by.startswith("command line: ")
+
+
+def test_run_here_reports_a_failure_in_one_line():
+    run("sync")
+
+    error = fails("run", "report", "--here")
+
+    assert str(error) == (
+        "report failed: ZeroDivisionError: the job broke "
+        "(traceback in the run history and the log)."
+    )
+
+
+def test_run_without_an_active_scheduler_suggests_here():
+    run("sync")
+
+    error = fails("run", "heartbeat")
+
+    assert "No scheduler is active to run heartbeat" in str(error)
+    assert "--here" in str(error)
+    assert not SchedulerCommand.objects.exists()
+
+
+def test_run_of_a_job_not_synced_yet_says_to_sync():
+    assert "not in the job store yet. Run `python manage.py scheduler sync` first." in str(
+        fails("run", "heartbeat", "--here")
+    )
+
+
+# through the active scheduler
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_hands_the_job_to_the_active_scheduler_and_waits_for_its_outcome(
+    active_scheduler,
+):
+    output = run("run", "heartbeat")
+
+    assert output == "heartbeat succeeded in the active scheduler: {'sum': 5}\n"
+    execution = DjangoJobExecution.objects.select_related("detail").get(job_id="heartbeat")
+    assert execution.detail.scheduler == active_scheduler.lease.holder.token
+    assert execution.detail.triggered_by.startswith("command line: ")
+    # Run now does not move the job's schedule.
+    assert DjangoJob.objects.get(id="heartbeat").next_run_time > execution.run_time
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_of_a_failing_job_in_the_active_scheduler_exits_non_zero(active_scheduler):
+    error = fails("run", "report")
+
+    assert str(error) == "report: run failed: ZeroDivisionError: the job broke"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_of_a_job_that_is_running_already_is_refused(active_scheduler):
+    first = SchedulerCommand.objects.create(action="run", job_id="slow", requested_by="test")
+    time.sleep(1.5)  # the scheduler takes it within a second
+
+    error = fails("run", "slow")
+
+    assert str(error) == "slow: Not run: slow is running already."
+    first.refresh_from_db()
+    assert first.taken_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_and_resume_are_carried_out_by_the_active_scheduler(active_scheduler):
+    assert "Paused heartbeat: paused by the active scheduler" in run("pause", "heartbeat")
+    assert DjangoJob.objects.get(id="heartbeat").next_run_time is None
+
+    assert "Resumed heartbeat: resumed by the active scheduler" in run("resume", "heartbeat")
+    assert DjangoJob.objects.get(id="heartbeat").next_run_time is not None
+    assert list(SchedulerCommand.objects.values_list("action", "succeeded")) == [
+        ("pause", True),
+        ("resume", True),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_is_carried_out_by_the_active_scheduler(active_scheduler, settings):
+    settings.SCHEDULER_JOBS = [
+        *settings.SCHEDULER_JOBS,
+        {**settings.SCHEDULER_JOBS[0], "id": "new"},
+    ]
+
+    assert "Created: new" in run("sync")
+
+    assert DjangoJob.objects.filter(id="new").exists()
+    assert SchedulerCommand.objects.get().outcome.startswith("created ['new']")
+
+
+# preview
 
 
 def test_preview_prints_the_next_fire_times_in_iso_8601():
@@ -91,6 +360,4 @@ def test_preview_prints_the_next_fire_times_in_iso_8601():
     ],
 )
 def test_preview_explains_bad_input(args, message):
-    with pytest.raises(CommandError) as error:
-        run(*args)
-    assert message in str(error.value)
+    assert message in str(fails(*args))

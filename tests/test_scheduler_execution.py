@@ -11,7 +11,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
-from crm.scheduler import execution
+from crm.scheduler import control, execution
 from crm.scheduler.history import mark_interrupted_runs
 from crm.scheduler.signals import job_finished, job_started
 from tests.conftest import wait_until
@@ -43,13 +43,61 @@ def declared(settings):
         },
         {"id": "explode", "func": "tests.test_scheduler_execution.explode", "interval_seconds": 60},
     ]
+    control.sync("tests")
     yield
     execution.lease_guard["check"] = lambda: True
 
 
 def test_it_runs_the_declared_function_with_its_arguments():
-    assert execution.run_declared_job("remember") == "done"
-    assert CALLS == [((1,), {"size": 2, "fire_time": None})]
+    moment = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    with time_machine.travel(moment, tick=False):
+        assert execution.run_declared_job("remember") == "done"
+    # Run outside the schedule, it serves the moment it was started.
+    assert [((1,), {"size": 2, "fire_time": moment})] == CALLS
+
+
+def test_it_records_the_run_with_who_started_it_and_what_it_returned():
+    with time_machine.travel(datetime(2026, 11, 22, 12, 0, tzinfo=UTC), tick=False):
+        execution.run_declared_job("remember", triggered_by="command line: ops@web1")
+
+    run = DjangoJobExecution.objects.select_related("detail").get(job_id="remember")
+    assert run.status == DjangoJobExecution.SUCCESS
+    assert run.run_time == datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert run.detail.started_at == run.run_time
+    assert run.detail.triggered_by == "command line: ops@web1"
+    assert run.detail.result == "done"
+    assert run.duration is not None and run.duration < 5
+
+
+def test_it_records_a_failure_with_its_error_and_traceback():
+    with pytest.raises(ZeroDivisionError):
+        execution.run_declared_job("explode")
+
+    run = DjangoJobExecution.objects.get(job_id="explode")
+    assert run.status == DjangoJobExecution.ERROR
+    assert run.exception == "ZeroDivisionError: the job broke"
+    assert "Traceback" in run.traceback and "explode" in run.traceback
+
+
+def test_it_never_runs_a_fire_that_already_has_a_run():
+    fire = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    token = execution.scheduled_fire_time.set(fire)
+    try:
+        execution.run_declared_job("remember")
+        assert execution.run_declared_job("remember") is None
+    finally:
+        execution.scheduled_fire_time.reset(token)
+
+    assert len(CALLS) == 1
+    assert DjangoJobExecution.objects.filter(job_id="remember", run_time=fire).count() == 1
+
+
+def test_a_declared_job_not_yet_in_the_store_is_not_run_and_says_how_to_fix_it():
+    DjangoJob.objects.filter(id="remember").delete()
+
+    with pytest.raises(LookupError, match="scheduler sync"):
+        execution.run_declared_job("remember")
+    assert CALLS == []
 
 
 def test_it_refuses_a_job_that_is_not_declared():
@@ -66,11 +114,12 @@ def test_it_runs_nothing_once_the_lease_may_have_passed_on():
     assert CALLS == []
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_job_receives_the_fire_time_it_serves():
     done = threading.Event()
     scheduler = BackgroundScheduler(
         jobstores={"default": MemoryJobStore()},
-        executors={"default": execution.FireTimeThreadPoolExecutor(max_workers=1)},
+        executors={"default": execution.FireTimeThreadExecutor()},
         timezone="UTC",
     )
     scheduler.add_listener(lambda event: done.set(), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
@@ -131,7 +180,7 @@ def test_a_failing_job_mails_admins_once_per_cooldown(settings, mailoutbox):
     settings.SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS = 3600
     start = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
-    with time_machine.travel(start, tick=False):
+    with time_machine.travel(start):
         for _ in range(3):
             with pytest.raises(ZeroDivisionError):
                 execution.run_declared_job("explode")
@@ -140,7 +189,7 @@ def test_a_failing_job_mails_admins_once_per_cooldown(settings, mailoutbox):
     assert "the job broke" in mailoutbox[0].body and "Traceback" in mailoutbox[0].body
 
     later = start + timedelta(hours=1, seconds=1)
-    with time_machine.travel(later, tick=False), pytest.raises(ZeroDivisionError):
+    with time_machine.travel(later), pytest.raises(ZeroDivisionError):
         execution.run_declared_job("explode")
     assert len(mailoutbox) == 2
 
@@ -153,7 +202,7 @@ def test_no_failure_mail_without_admins(settings, mailoutbox):
 
 
 def test_runs_left_started_by_a_dead_process_are_marked_interrupted():
-    job = DjangoJob.objects.create(id="remember", job_state=b"")
+    job = DjangoJob.objects.get(id="remember")
     when = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
     DjangoJobExecution.objects.create(job=job, status=DjangoJobExecution.SENT, run_time=when)
     DjangoJobExecution.objects.create(

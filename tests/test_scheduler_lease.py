@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from crm.scheduler.lease import Holder, Lease, current_holder
@@ -121,3 +122,22 @@ def test_a_holder_of_this_process_names_host_and_pid():
     holder = Holder.of_this_process()
     assert (holder.host, holder.pid) == (socket.gethostname(), os.getpid())
     assert holder.token != Holder.of_this_process().token
+
+
+@pytest.mark.skipif(
+    connection.vendor != "mysql",
+    reason="only MySQL and MariaDB give CURRENT_TIMESTAMP in the session's time zone",
+)
+def test_lease_times_are_utc_when_the_mysql_server_runs_on_local_time():
+    with connection.cursor() as cursor:
+        cursor.execute("SET time_zone = '+05:00'")
+    try:
+        assert lease(tag="a").acquire()
+        assert not lease(tag="b").acquire()
+        row = SchedulerLease.objects.get()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET time_zone = @@global.time_zone")
+
+    assert abs(row.heartbeat_at - timezone.now()) < timedelta(seconds=5)
+    assert abs(row.expires_at - (timezone.now() + LEASE)) < timedelta(seconds=5)

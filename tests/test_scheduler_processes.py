@@ -7,7 +7,6 @@ import signal
 import sys
 import time
 import urllib.request
-from collections import Counter
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -15,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    E2E_LEASE_SECONDS,
+    activated_at,
+    assert_each_fire_ran_once,
     free_port,
-    project_env,
+    read_fires,
     run_manage,
     start_group,
     stop_group,
@@ -24,7 +26,7 @@ from tests.conftest import (
 )
 
 pytestmark = pytest.mark.e2e
-LEASE_SECONDS = 3
+LEASE_SECONDS = E2E_LEASE_SECONDS
 
 
 def fetch(url):
@@ -36,15 +38,6 @@ def fetch(url):
         return None
 
 
-def read_fires(log):
-    if not log.exists():
-        return []
-    return [
-        (datetime.fromisoformat(fire), int(pid))
-        for fire, pid in (line.split() for line in log.read_text().splitlines())
-    ]
-
-
 def lease_holder_pid(env):
     code = (
         "from crm.scheduler.lease import current_holder; "
@@ -53,31 +46,6 @@ def lease_holder_pid(env):
     result = run_manage("shell", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip().splitlines()[-1])
-
-
-def assert_each_fire_ran_once(fires):
-    counts = Counter(fire for fire, _ in fires)
-    doubled = {fire: count for fire, count in counts.items() if count > 1}
-    assert not doubled, f"fires that ran more than once: {doubled}"
-
-
-@pytest.fixture
-def app_env(tmp_path, fresh_database_url):
-    """Environment for app processes on a migrated, empty database."""
-    env = project_env(
-        DJANGO_SETTINGS_MODULE="tests.e2e_settings",
-        SECRET_KEY="e2e",
-        DEBUG="1",
-        DATABASE_URL=fresh_database_url,
-        LOG_DIR=str(tmp_path / "logs"),
-        ENABLE_SCHEDULER="1",
-        SCHEDULER_LEASE_SECONDS=str(LEASE_SECONDS),
-        SCHEDULER_SHUTDOWN_WAIT_SECONDS="2",
-        E2E_FIRE_LOG=str(tmp_path / "fires.log"),
-    )
-    migrated = run_manage("migrate", "--noinput", env={**env, "ENABLE_SCHEDULER": "0"})
-    assert migrated.returncode == 0, migrated.stderr
-    return env
 
 
 @pytest.fixture
@@ -164,20 +132,21 @@ def test_fires_missed_while_no_process_ran_are_caught_up_once(app_env):
     last_before = max(fire for fire, _ in read_fires(fire_log))
 
     time.sleep(4)  # several fires pass with no process alive
-    restarted_at = datetime.now().astimezone()
     scheduler = start_group([sys.executable, "manage.py", "runscheduler"], app_env)
     try:
         wait_until(
-            lambda: sum(fire > restarted_at for fire, _ in read_fires(fire_log)) >= 2, timeout=30
+            lambda: sum(pid == scheduler.pid for _, pid in read_fires(fire_log)) >= 3, timeout=30
         )
     finally:
         stop_group(scheduler)
 
     fires = read_fires(fire_log)
     assert_each_fire_ran_once(fires)
-    caught_up = [fire for fire, _ in fires if last_before < fire <= restarted_at]
+    active = activated_at(Path(app_env["LOG_DIR"]) / "django.log", scheduler.pid)
+    caught_up = [fire for fire, _ in fires if last_before < fire <= active]
     assert len(caught_up) == 1, f"missed fires should coalesce into one run: {caught_up}"
-    assert caught_up[0] >= restarted_at - timedelta(seconds=1.5), "the run serves the latest fire"
+    assert caught_up[0] - last_before >= timedelta(seconds=3), "the missed fires ran one by one"
+    assert caught_up[0] > active - timedelta(seconds=1), "the run serves the latest fire"
 
 
 def test_with_a_bad_declaration_the_scheduler_stays_off_and_the_app_serves(app_env):

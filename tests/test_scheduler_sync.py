@@ -79,6 +79,38 @@ def test_a_disabled_declaration_is_stored_paused(scheduler):
     assert stored_next_run() is None
 
 
+def test_disabling_a_running_job_pauses_it_and_enabling_it_resumes_it(scheduler):
+    sync_jobs(scheduler, declare())
+
+    report = sync_jobs(scheduler, declare(enabled=False))
+    assert report.updated == ["heartbeat"]
+    assert stored_next_run() is None
+    assert sync_jobs(scheduler, declare(enabled=False)).updated == []
+
+    report = sync_jobs(scheduler, declare())
+    assert report.updated == ["heartbeat"]
+    assert stored_next_run() is not None
+    assert sync_jobs(scheduler, declare()).updated == []
+
+
+def test_enabling_a_job_again_keeps_an_operators_pause(scheduler):
+    sync_jobs(scheduler, declare())
+    scheduler.pause_job("heartbeat")
+
+    sync_jobs(scheduler, declare(enabled=False))
+    sync_jobs(scheduler, declare())
+
+    assert stored_next_run() is None
+
+
+def test_a_job_declared_disabled_from_the_start_runs_once_enabled(scheduler):
+    sync_jobs(scheduler, declare(enabled=False))
+
+    sync_jobs(scheduler, declare())
+
+    assert stored_next_run() is not None
+
+
 def test_it_removes_jobs_no_longer_declared(scheduler):
     sync_jobs(scheduler, {**declare("keep"), **declare("drop")})
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 from django.utils.module_loading import import_string
 
-from crm.scheduler.declarations import JobDeclaration, builtin_jobs
+from crm.scheduler.declarations import BUILTIN_SETTINGS, JobDeclaration, builtin_jobs
 
 DECLARATION_FIELDS = {f.name for f in fields(JobDeclaration)}
 
@@ -126,13 +126,15 @@ def _trigger_errors(declaration) -> list[Error]:
         try:
             parse(declaration.cron)
         except CronSyntaxError as error:
+            variable = BUILTIN_SETTINGS.get(declaration.id, (None,))[0]
+            where = f"Set {variable} to" if variable else "Use"
             errors.append(
                 _error(
                     "E006",
                     declaration.id,
                     "cron",
                     f"{declaration.cron!r} is malformed: {error}",
-                    "Use 5 fields: minute hour day-of-month month day-of-week, "
+                    f"{where} 5 fields: minute hour day-of-month month day-of-week, "
                     'e.g. "0 2 * * *" for 02:00 every day.',
                 )
             )

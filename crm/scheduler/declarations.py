@@ -43,12 +43,59 @@ class JobDeclaration:
         return CrontabTrigger(self.cron, self.zone)
 
     @property
+    def schedule(self) -> str:
+        """The trigger as written: the cron expression, or "every N s"."""
+        if self.interval_seconds is not None:
+            return f"every {self.interval_seconds:g} s"
+        return " ".join(str(self.cron).split())
+
+    def describe_schedule(self) -> str:
+        """The trigger in words, e.g. "At 02:00 every day, Europe/Warsaw"."""
+        if self.interval_seconds is not None:
+            return f"Every {_duration_words(self.interval_seconds)}"
+        from crm.scheduler.crontab import CronSyntaxError, parse
+
+        try:
+            return f"{parse(self.cron).describe()}, {self.zone}"
+        except CronSyntaxError as error:
+            return f"Malformed cron expression: {error}"
+
+    @property
     def misfire_grace(self) -> timedelta:
         return timedelta(seconds=self.misfire_grace_seconds)
 
 
+HOUR = 3600
+# Which environment variables set a built-in job's schedule, for error messages.
+BUILTIN_SETTINGS = {
+    "auto_close_resolved_tickets": ("AUTO_CLOSE_CRON", "AUTO_CLOSE_ENABLED"),
+    "delete_old_job_executions": ("EXECUTION_PRUNE_CRON", "EXECUTION_PRUNE_ENABLED"),
+}
+
+
 def builtin_jobs() -> list[JobDeclaration]:
-    return []
+    # Misfire grace: how late a missed fire may still run when a scheduler
+    # comes back (Passenger spins idle apps down overnight). Long, because a
+    # late auto-close or prune is harmless; shorter than the period, so a
+    # catch-up never runs right before the next regular fire.
+    return [
+        JobDeclaration(
+            id="auto_close_resolved_tickets",
+            func="crm.jobs.auto_close_resolved_tickets",
+            cron=settings.AUTO_CLOSE_CRON,  # default "0 2 * * *": daily at 02:00
+            description="Close tickets resolved more than AUTO_CLOSE_AFTER_HOURS ago",
+            misfire_grace_seconds=20 * HOUR,
+            enabled=settings.AUTO_CLOSE_ENABLED,
+        ),
+        JobDeclaration(
+            id="delete_old_job_executions",
+            func="crm.jobs.delete_old_job_executions",
+            cron=settings.EXECUTION_PRUNE_CRON,  # default "0 3 * * 0": Sundays at 03:00
+            description="Delete job run history older than EXECUTION_RETENTION_DAYS",
+            misfire_grace_seconds=6 * 24 * HOUR,
+            enabled=settings.EXECUTION_PRUNE_ENABLED,
+        ),
+    ]
 
 
 def declared_jobs() -> dict[str, JobDeclaration]:
@@ -56,3 +103,11 @@ def declared_jobs() -> dict[str, JobDeclaration]:
         JobDeclaration(**extra) for extra in getattr(settings, "SCHEDULER_JOBS", [])
     ]
     return {job.id: job for job in jobs}
+
+
+def _duration_words(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"

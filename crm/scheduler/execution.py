@@ -4,16 +4,21 @@ stays in the store (with its history) instead of failing to load."""
 
 import contextvars
 import logging
+import os
+import socket
+import threading
 import time
 import traceback
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from apscheduler.executors.base import run_job
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.base import BaseExecutor, run_job
 from django.db import close_old_connections, connection
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from crm.scheduler import alerts
+from crm.scheduler import alerts, commands, history
+from crm.scheduler.history import BY_SCHEDULE
 from crm.scheduler.signals import job_finished, job_started
 
 logger = logging.getLogger("crm.scheduler")
@@ -29,7 +34,23 @@ class LeaseLost(RuntimeError):
     pass
 
 
-def run_declared_job(job_id: str):
+@dataclass(frozen=True)
+class RunContext:
+    """Which process runs jobs, for the run history."""
+
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    scheduler: str = ""  # the lease token when the active scheduler runs it
+
+
+# Set by the runner when this process becomes the active scheduler.
+run_context = {"current": RunContext()}
+
+
+def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: int | None = None):
+    """Run a declared job once and record the run. Returns what the job returned;
+    raises what it raised (after recording it). A fire that already has a
+    history row is not run again."""
     from crm.scheduler.declarations import declared_jobs
 
     if not lease_guard["check"]():
@@ -38,23 +59,45 @@ def run_declared_job(job_id: str):
     if declaration is None:
         raise LookupError(f"Job {job_id} is in the job store but no longer declared.")
     func = import_string(declaration.func)
-    scheduled_at = scheduled_fire_time.get()
+    scheduled_at = scheduled_fire_time.get() or timezone.now()
     kwargs = dict(declaration.kwargs)
     if declaration.fire_time_kwarg:
         kwargs[declaration.fire_time_kwarg] = scheduled_at
     _drop_stale_connections()
+    context = run_context["current"]
+    run = history.start_run(
+        job_id,
+        scheduled_at,
+        triggered_by,
+        host=context.host,
+        pid=context.pid,
+        scheduler=context.scheduler,
+    )
+    if run is None:
+        logger.warning(
+            "job %s: the fire of %s has already run; not running it again",
+            job_id,
+            scheduled_at.isoformat(),
+        )
+        _drop_stale_connections()
+        return None
     job_started.send(sender=run_declared_job, job_id=job_id, scheduled_at=scheduled_at)
     started = time.monotonic()
     outcome = {"status": "failed", "exception": None, "result": None}
     try:
         outcome["result"] = func(*declaration.args, **kwargs)
         outcome["status"] = "succeeded"
+        history.finish_run(run, status=history.SUCCEEDED, result=outcome["result"])
         return outcome["result"]
     except Exception as error:
         outcome["exception"] = error
-        _report_failure(job_id, error)
+        details = traceback.format_exc()
+        history.finish_run(run, status=history.FAILED, error=error, traceback_text=details)
+        _report_failure(job_id, error, details)
         raise
     finally:
+        if command_id is not None:
+            commands.finish(command_id, run.execution.pk, outcome["status"], outcome["exception"])
         job_finished.send(
             sender=run_declared_job,
             job_id=job_id,
@@ -72,36 +115,49 @@ def _drop_stale_connections() -> None:
         close_old_connections()
 
 
-def _report_failure(job_id: str, error: Exception) -> None:
+def _report_failure(job_id: str, error: Exception, details: str) -> None:
     try:
-        alerts.mail_failure(job_id, error, traceback.format_exc())
+        alerts.mail_failure(job_id, error, details)
     except Exception:
         # A broken mail server must not hide the job's own error.
         logger.exception("scheduler could not mail ADMINS about the failure of %s", job_id)
 
 
-def _run_with_fire_time(job, jobstore_alias, run_times, logger_name):
-    scheduled_fire_time.set(run_times[-1])
-    return run_job(job, jobstore_alias, run_times, logger_name)
+class FireTimeThreadExecutor(BaseExecutor):
+    """Runs each job in a daemon thread of its own and tells it which fire time
+    it serves.
 
+    Not concurrent.futures' pool: Python joins those threads at interpreter exit,
+    before atexit handlers, so a process asked to stop (SIGTERM to runscheduler,
+    a gunicorn worker recycling) stayed alive, lease released, for as long as a
+    job ran, while a standby started the same job. The runner waits a bounded
+    time for running jobs instead (SCHEDULER_SHUTDOWN_WAIT_SECONDS); a run still
+    going after that ends with the process and is marked interrupted.
+    """
 
-class FireTimeThreadPoolExecutor(ThreadPoolExecutor):
-    """A thread pool that tells the job which fire time it serves."""
+    def __init__(self):
+        super().__init__()
+        self._threads: set[threading.Thread] = set()
 
     def _do_submit_job(self, job, run_times):
-        def callback(future):
-            error = future.exception()
-            if error:
+        def run():
+            scheduled_fire_time.set(run_times[-1])
+            try:
+                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+            except BaseException as error:
                 self._run_job_error(job.id, error, error.__traceback__)
             else:
-                self._run_job_success(job.id, future.result())
+                self._run_job_success(job.id, events)
+            finally:
+                self._threads.discard(threading.current_thread())
 
-        future = self._pool.submit(
-            contextvars.copy_context().run,
-            _run_with_fire_time,
-            job,
-            job._jobstore_alias,
-            run_times,
-            self._logger.name,
+        thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(run,), name=f"job {job.id}", daemon=True
         )
-        future.add_done_callback(callback)
+        self._threads.add(thread)
+        thread.start()
+
+    def shutdown(self, wait=True):
+        if wait:
+            for thread in list(self._threads):
+                thread.join()

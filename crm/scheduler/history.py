@@ -1,14 +1,143 @@
-"""Run history lives in django-apscheduler's DjangoJobExecution."""
+"""Run history: django-apscheduler's DjangoJobExecution, one row per fire, plus
+our RunDetail (who triggered it, real start, host, result).
 
-from django_apscheduler.models import DjangoJobExecution
+The process that runs a job writes its row itself, when the run starts and
+when it ends, so the row says what really happened: its duration is the run's
+own (django-apscheduler's listeners count from the scheduled time, so a late
+run looked long), and a fire that already has a row is never run again.
+"""
 
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+from crm.scheduler.models import RunDetail
+
+logger = logging.getLogger("crm.scheduler")
+
+RUNNING = DjangoJobExecution.SENT
+SUCCEEDED = DjangoJobExecution.SUCCESS
+FAILED = DjangoJobExecution.ERROR
+MISSED = DjangoJobExecution.MISSED
+SKIPPED = DjangoJobExecution.MAX_INSTANCES
 INTERRUPTED = "Interrupted"
+BY_SCHEDULE = "schedule"
+EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
 
 
-def mark_interrupted_runs(previous_holder: str) -> int:
-    """Runs still marked as started when a scheduler becomes active were cut
-    short: only the lease holder runs jobs, and the previous one is gone."""
-    return DjangoJobExecution.objects.filter(status=DjangoJobExecution.SENT).update(
-        status=INTERRUPTED,
-        exception=f"Interrupted: the process running it stopped ({previous_holder or 'unknown'}).",
+class JobNotStored(LookupError):
+    def __init__(self, job_id: str):
+        super().__init__(
+            f"Job {job_id!r} is declared but not in the job store yet. "
+            "Run `python manage.py scheduler sync` first."
+        )
+
+
+@dataclass
+class Run:
+    execution: DjangoJobExecution
+    started: float  # monotonic
+
+
+def start_run(
+    job_id: str, scheduled_at: datetime, triggered_by: str, *, host: str, pid: int, scheduler=""
+) -> Run | None:
+    """Record that a run starts. Returns None if this fire already has a row:
+    some process has run it (or is running it), and it must not run twice."""
+    if not DjangoJob.objects.filter(id=job_id).exists():
+        raise JobNotStored(job_id)
+    try:
+        with transaction.atomic():
+            execution = DjangoJobExecution.objects.create(
+                job_id=job_id, run_time=scheduled_at, status=RUNNING
+            )
+            RunDetail.objects.create(
+                execution=execution,
+                triggered_by=triggered_by[:200],
+                started_at=timezone.now(),
+                host=host,
+                pid=pid,
+                scheduler=scheduler,
+            )
+    except IntegrityError:
+        return None
+    return Run(execution, time.monotonic())
+
+
+def finish_run(run: Run, *, status: str, result=None, error=None, traceback_text=None) -> None:
+    duration = time.monotonic() - run.started
+    DjangoJobExecution.objects.filter(pk=run.execution.pk).update(
+        status=status,
+        duration=Decimal(f"{duration:.2f}"),
+        finished=Decimal(f"{time.time():.2f}"),
+        exception=_short(f"{type(error).__name__}: {error}") if error is not None else None,
+        traceback=traceback_text,
     )
+    RunDetail.objects.filter(execution_id=run.execution.pk).update(result=_as_json(result))
+
+
+def record_missed(job_id: str, scheduled_at: datetime, grace_seconds) -> None:
+    late = (timezone.now() - scheduled_at).total_seconds()
+    _record_not_run(
+        job_id,
+        scheduled_at,
+        MISSED,
+        f"Missed: no scheduler ran it within its misfire grace of {grace_seconds} s "
+        f"(a scheduler became active {late:.0f} s after the fire time).",
+    )
+
+
+def record_skipped(job_id: str, scheduled_at: datetime) -> None:
+    _record_not_run(job_id, scheduled_at, SKIPPED, "Skipped: the previous run was still going.")
+
+
+def _record_not_run(job_id, scheduled_at, status, message) -> None:
+    try:
+        with transaction.atomic():
+            DjangoJobExecution.objects.create(
+                job_id=job_id, run_time=scheduled_at, status=status, exception=_short(message)
+            )
+    except IntegrityError:
+        pass  # that fire already has a row, or the job was removed meanwhile
+
+
+def mark_interrupted_runs(previous_holder: str, current_scheduler: str = "") -> int:
+    """Runs still marked as running when a scheduler becomes active were cut
+    short: only the lease holder runs scheduled jobs, and the previous one is
+    gone. Runs started by hand in another process (`scheduler run --here`) are
+    left alone."""
+    stale = DjangoJobExecution.objects.filter(status=RUNNING).exclude(detail__scheduler="")
+    if current_scheduler:
+        stale = stale.exclude(detail__scheduler=current_scheduler)
+    return stale.update(
+        status=INTERRUPTED,
+        exception=_short(
+            f"Interrupted: the process running it stopped ({previous_holder or 'unknown'})."
+        ),
+    )
+
+
+def detail_of(execution: DjangoJobExecution) -> RunDetail | None:
+    try:
+        return execution.detail
+    except RunDetail.DoesNotExist:  # a row written before run details existed
+        return None
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= EXCEPTION_LENGTH else text[: EXCEPTION_LENGTH - 1] + "…"
+
+
+def _as_json(value):
+    try:
+        return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError):
+        return repr(value)

@@ -1,11 +1,14 @@
-"""django-apscheduler's job store, minus two behaviours that lose data."""
+"""django-apscheduler's job store, minus behaviours that lose data."""
 
 import logging
 import pickle
 
-from django.db import close_old_connections, connection
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from django.db import DatabaseError, close_old_connections, connection
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
+
+from crm.scheduler import history
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -13,7 +16,14 @@ logger = logging.getLogger("crm.scheduler")
 class KeepingDjangoJobStore(DjangoJobStore):
     """A job that cannot be loaded (its pickled state refers to code that moved)
     is reported and skipped, not deleted together with its run history; and
-    shutting down does not close a connection inside a transaction."""
+    shutting down does not close a connection inside a transaction; and run
+    history is written by the process running the job (crm.scheduler.history),
+    so only the fires that never started are recorded from events here."""
+
+    def register_event_listeners(self):
+        self._scheduler.add_listener(
+            _record_fire_not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
 
     def _get_jobs(self, **filters):
         jobs = []
@@ -42,3 +52,24 @@ class KeepingDjangoJobStore(DjangoJobStore):
     def shutdown(self):
         if not connection.in_atomic_block:
             close_old_connections()
+
+
+def _record_fire_not_run(event) -> None:
+    if not connection.in_atomic_block:
+        close_old_connections()
+    try:
+        if event.code == EVENT_JOB_MISSED:
+            grace = event.job_id and _grace_of(event.job_id)
+            history.record_missed(event.job_id, event.scheduled_run_time, grace)
+        else:
+            for fire_time in event.scheduled_run_times:
+                history.record_skipped(event.job_id, fire_time)
+    except DatabaseError:
+        logger.exception("scheduler could not record a fire of %s that did not run", event.job_id)
+
+
+def _grace_of(job_id: str):
+    from crm.scheduler.declarations import declared_jobs
+
+    declaration = declared_jobs().get(job_id)
+    return declaration.misfire_grace_seconds if declaration else "?"

@@ -1,7 +1,7 @@
 """A lease in a database row: at most one holder at a time across every process
 and host sharing the database.
 
-Time comes from the database's clock (`Now()` inside the statements), so hosts
+Time comes from the database's clock (`DatabaseNow()` inside the statements), so hosts
 with skewed clocks agree on when a lease has expired. The row outlives any
 connection: Django closing a connection after a request cannot drop it.
 """
@@ -20,8 +20,18 @@ from django.db.models.functions import Now
 from crm.scheduler.models import SchedulerLease
 
 
+class DatabaseNow(Now):
+    """The database server's clock. Django's `Now()` is CURRENT_TIMESTAMP, which
+    MySQL and MariaDB give in the session's time zone (the server's, often local
+    time), while Django reads their datetime columns as UTC: the lease times
+    would be off by the zone's offset, and expiry would jump at its DST changes."""
+
+    def as_mysql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="UTC_TIMESTAMP(6)", **extra_context)
+
+
 def _now_plus(duration: timedelta):
-    return ExpressionWrapper(Now() + Value(duration), output_field=DateTimeField())
+    return ExpressionWrapper(DatabaseNow() + Value(duration), output_field=DateTimeField())
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,7 @@ class Lease:
             )
             self._row_exists = True
         mine = Q(holder=self.holder.token)
-        claimable = Q(holder="") | Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
+        claimable = Q(holder="") | Q(expires_at__isnull=True) | Q(expires_at__lt=DatabaseNow())
         with transaction.atomic():
             if not self.renewed_at:
                 before = SchedulerLease.objects.filter(name=self.name).first()
@@ -65,14 +75,14 @@ class Lease:
                     f"host {before.host}, pid {before.pid}" if before and before.host else ""
                 )
             renewed = SchedulerLease.objects.filter(mine, name=self.name).update(
-                heartbeat_at=Now(), expires_at=_now_plus(self.duration)
+                heartbeat_at=DatabaseNow(), expires_at=_now_plus(self.duration)
             )
             taken = renewed or SchedulerLease.objects.filter(claimable, name=self.name).update(
                 holder=self.holder.token,
                 host=self.holder.host,
                 pid=self.holder.pid,
-                acquired_at=Now(),
-                heartbeat_at=Now(),
+                acquired_at=DatabaseNow(),
+                heartbeat_at=DatabaseNow(),
                 expires_at=_now_plus(self.duration),
             )
         self.renewed_at = sent_at if taken else None
@@ -96,6 +106,5 @@ class Lease:
 
 def current_holder(name: str) -> SchedulerLease | None:
     """The lease row if someone holds it and it has not expired, else None."""
-    return (
-        SchedulerLease.objects.filter(name=name, expires_at__gte=Now()).exclude(holder="").first()
-    )
+    live = SchedulerLease.objects.filter(name=name, expires_at__gte=DatabaseNow())
+    return live.exclude(holder="").first()

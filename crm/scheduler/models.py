@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 
 class SchedulerLease(models.Model):
@@ -28,3 +29,76 @@ class JobAlert(models.Model):
 
     def __str__(self):
         return f"{self.job_id}: mailed {self.last_mailed_at:%Y-%m-%d %H:%M}"
+
+
+class RunDetail(models.Model):
+    """What django-apscheduler's DjangoJobExecution does not record about a run."""
+
+    execution = models.OneToOneField(
+        "django_apscheduler.DjangoJobExecution",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="detail",
+    )
+    triggered_by = models.CharField(
+        max_length=200, help_text='"schedule", or who ran it by hand and from where.'
+    )
+    started_at = models.DateTimeField()
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    scheduler = models.CharField(
+        max_length=200, blank=True, help_text="Lease token of the scheduler that ran it, if any."
+    )
+    result = models.JSONField(null=True, blank=True, help_text="What the job returned.")
+
+    def __str__(self):
+        return f"run {self.execution_id} by {self.triggered_by}"
+
+
+class SchedulerCommand(models.Model):
+    """A request from any process (admin, command line) that the active scheduler
+    carries out, so that only the active process writes its jobs."""
+
+    class Action(models.TextChoices):
+        RUN = "run", "Run now"
+        PAUSE = "pause", "Pause"
+        RESUME = "resume", "Resume"
+        SYNC = "sync", "Sync declarations"
+
+    action = models.CharField(max_length=10, choices=Action.choices)
+    job_id = models.CharField(max_length=255, blank=True)
+    requested_by = models.CharField(max_length=200)
+    requested_at = models.DateTimeField(default=timezone.now)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    succeeded = models.BooleanField(null=True)
+    outcome = models.TextField(blank=True)
+    execution = models.ForeignKey(
+        "django_apscheduler.DjangoJobExecution",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        indexes = [
+            # The active scheduler polls for commands not yet taken (taken_at
+            # null). Not a partial index: MariaDB has none.
+            models.Index(fields=["taken_at", "id"], name="command_pending_idx")
+        ]
+
+    def __str__(self):
+        return f"{self.action} {self.job_id}".strip()
+
+
+class DisabledJob(models.Model):
+    """A job paused because its declaration is disabled (e.g. AUTO_CLOSE_ENABLED
+    is false), so that enabling it again resumes it, while a job an operator
+    paused stays paused."""
+
+    job_id = models.CharField(primary_key=True, max_length=191)
+    since = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.job_id}: disabled since {self.since:%Y-%m-%d %H:%M}"

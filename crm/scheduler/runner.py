@@ -17,11 +17,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from crm.scheduler import execution
+from crm.scheduler import commands, execution
 from crm.scheduler.declarations import declared_jobs
 from crm.scheduler.history import mark_interrupted_runs
 from crm.scheduler.jobstore import KeepingDjangoJobStore
 from crm.scheduler.lease import Lease
+from crm.scheduler.schedulers import SafeBackgroundScheduler
 from crm.scheduler.sync import sync_jobs
 
 logger = logging.getLogger("crm.scheduler")
@@ -36,14 +37,16 @@ class SchedulerRunner:
     def __init__(self):
         self.lease_duration = timedelta(seconds=settings.SCHEDULER_LEASE_SECONDS)
         self.renew_every = self.lease_duration.total_seconds() / 3
-        # The active scheduler re-reads the job store this often, so changes made
-        # by other processes (pause, resume, sync) take effect within seconds.
-        self.store_poll = min(2.0, self.renew_every)
+        # The active scheduler re-reads the job store this often.
+        # Also how often it takes commands (run now, pause, ...) from other processes.
+        self.store_poll = min(1.0, self.renew_every)
         self.standby_poll = min(5.0, self.renew_every)
         self.shutdown_wait = settings.SCHEDULER_SHUTDOWN_WAIT_SECONDS
         self.lease = Lease(LEASE_NAME, self.lease_duration)
         self.scheduler = None
         self._stopping = threading.Event()
+        self._nudge = threading.Event()  # stop, or try the lease now
+        self._retry_now = False
         self._thread = None
         self._waiting_logged = False
 
@@ -64,10 +67,16 @@ class SchedulerRunner:
     def request_stop(self) -> None:
         """Safe from a signal handler: only sets a flag the lease keeper checks."""
         self._stopping.set()
+        self._nudge.set()
+
+    def wake(self) -> None:
+        """Try to take the lease now instead of at the next standby poll."""
+        self._retry_now = True
+        self._nudge.set()
 
     def stop(self) -> None:
         """Take no new runs, wait a bounded time for running ones, release the lease."""
-        self._stopping.set()
+        self.request_stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(self.shutdown_wait + self.renew_every + 5)
 
@@ -91,19 +100,23 @@ class SchedulerRunner:
         try:
             next_attempt = 0.0
             while not self._stopping.is_set():
-                if time.monotonic() >= next_attempt:
+                if self._retry_now or time.monotonic() >= next_attempt:
+                    self._retry_now = False
                     held = self._try_acquire()
                     next_attempt = time.monotonic() + (
                         self.renew_every if held else self.standby_poll
                     )
                     self._follow_lease(held)
                 if self.scheduler is not None:
+                    self._take_commands()
                     self.scheduler.wakeup()
                 pause = max(0.0, next_attempt - time.monotonic())
-                self._stopping.wait(min(pause, self.store_poll) if self.active else pause)
+                self._nudge.wait(min(pause, self.store_poll) if self.active else pause)
+                self._nudge.clear()
         finally:
             self._deactivate()
             self._release()
+            connection.close()  # this thread's own; it ends here
 
     def _follow_lease(self, held: bool) -> None:
         if held and not self.active:
@@ -111,6 +124,15 @@ class SchedulerRunner:
         elif not held and self.active:
             logger.warning("scheduler lost its lease; no new runs in this process")
             self._deactivate()
+
+    def _take_commands(self) -> None:
+        try:
+            commands.apply_pending(self.scheduler)
+        except DatabaseError as error:
+            logger.warning("scheduler could not read commands: %s", error)
+            connection.close()
+        finally:
+            close_old_connections()
 
     def _try_acquire(self) -> bool:
         try:
@@ -127,17 +149,16 @@ class SchedulerRunner:
         self._waiting_logged = False
         return held
 
-    def _activate(self) -> None:
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        scheduler = BackgroundScheduler(
+    def _activate(self, scheduler_class=SafeBackgroundScheduler) -> None:
+        scheduler = scheduler_class(
             jobstores={"default": KeepingDjangoJobStore()},
-            executors={"default": execution.FireTimeThreadPoolExecutor(max_workers=4)},
+            executors={"default": execution.FireTimeThreadExecutor()},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=SCHEDULER_CLOCK_ZONE,
         )
+        execution.run_context["current"] = execution.RunContext(scheduler=self.lease.holder.token)
         try:
-            interrupted = mark_interrupted_runs(self.lease.previous_holder)
+            interrupted = mark_interrupted_runs(self.lease.previous_holder, self.lease.holder.token)
             if interrupted:
                 logger.warning("scheduler marked %d unfinished run(s) as interrupted", interrupted)
             scheduler.start(paused=True)

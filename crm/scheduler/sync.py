@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from crm.scheduler.declarations import JobDeclaration
 from crm.scheduler.execution import run_declared_job
+from crm.scheduler.models import DisabledJob
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -52,6 +53,7 @@ def sync_jobs(scheduler, declarations: dict[str, JobDeclaration], dry_run=False)
     """`scheduler` must be started (paused is fine) so its store is readable."""
     report = SyncReport()
     stored = {job.id: job for job in scheduler.get_jobs()}
+    disabled = set(DisabledJob.objects.values_list("job_id", flat=True))
     for job_id, declaration in declarations.items():
         job = stored.get(job_id)
         if job is None:
@@ -63,20 +65,29 @@ def sync_jobs(scheduler, declarations: dict[str, JobDeclaration], dry_run=False)
                     **job_options(declaration),
                     **({} if declaration.enabled else {"next_run_time": None}),
                 )
-        elif _differs(job, declaration):
+                if not declaration.enabled:
+                    DisabledJob.objects.get_or_create(job_id=job_id)
+        elif _differs(job, declaration) or _switched(job, declaration, disabled):
             report.updated.append(job_id)
             if not dry_run:
-                _update(job, declaration)
+                _update(job, declaration, was_disabled=job_id in disabled)
     for job_id in sorted(set(stored) - set(declarations)):
         report.removed.append(job_id)
         if not dry_run:
             scheduler.remove_job(job_id)
-    if report.created or report.updated or report.removed:
-        logger.info("scheduler sync%s: %s", " (dry run)" if dry_run else "", report)
+            DisabledJob.objects.filter(job_id=job_id).delete()
+    if not dry_run and (report.created or report.updated or report.removed):
+        logger.info("scheduler sync: %s", report)
     return report
 
 
-def _update(job, declaration: JobDeclaration) -> None:
+def _switched(job, declaration: JobDeclaration, disabled: set[str]) -> bool:
+    if declaration.enabled:
+        return job.id in disabled
+    return job.next_run_time is not None
+
+
+def _update(job, declaration: JobDeclaration, was_disabled: bool) -> None:
     paused = job.next_run_time is None
     trigger_changed = repr(job.trigger) != repr(declaration.trigger())
     options = job_options(declaration)
@@ -84,5 +95,14 @@ def _update(job, declaration: JobDeclaration) -> None:
     job.modify(**options)
     if trigger_changed:
         job.reschedule(declaration.trigger())
-        if paused or not declaration.enabled:
-            job.pause()
+    # Only a job that disabling paused is marked, and enabling resumes only
+    # that: a pause by an operator outlives both.
+    if not declaration.enabled:
+        if not paused:
+            DisabledJob.objects.get_or_create(job_id=job.id)
+        job.pause()
+    elif was_disabled:
+        DisabledJob.objects.filter(job_id=job.id).delete()
+        job.resume()
+    elif paused:
+        job.pause()

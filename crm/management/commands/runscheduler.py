@@ -12,8 +12,22 @@ class Command(BaseCommand):
         "Stops cleanly on SIGTERM or Ctrl-C."
     )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--once",
+            action="store_true",
+            help="Run what is due and what was missed (within its grace), then exit: "
+            "for hosts where cron starts it every few minutes. Exits at once if another "
+            "scheduler is active.",
+        )
+
+    def handle(self, *args, once, **options):
         runner = SchedulerRunner()
+        if once:
+            from crm.scheduler.once import run_once
+
+            self.stdout.write(run_once(runner))
+            return
 
         def request_stop(signum, frame):
             runner.request_stop()

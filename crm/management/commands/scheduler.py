@@ -1,45 +1,141 @@
+import json
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 
-from crm.scheduler import control
+from crm.scheduler import control, status
 from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger
+from crm.scheduler.history import RUNNING, detail_of
+
+ACTIONS = {
+    "status": "The active scheduler and each job's state; exits 1 when something is wrong.",
+    "list": "The declared jobs and their schedules.",
+    "run": "Run a job now in the active scheduler (or --here, in this process).",
+    "pause": "Stop running a job until resumed.",
+    "resume": "Run a paused job again.",
+    "sync": "Make the job store match the declared jobs.",
+    "preview": "Print the next fire times of a cron expression.",
+}
 
 
 class Command(BaseCommand):
-    help = (
-        "Operate the job scheduler: sync the declared jobs into the store, pause or resume a job."
-    )
+    help = "Operate the job scheduler: " + "; ".join(f"{a}: {t}" for a, t in ACTIONS.items())
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        sync = actions.add_parser("sync", help="Make the job store match the declared jobs.")
-        sync.add_argument(
+        add = {name: actions.add_parser(name, help=text) for name, text in ACTIONS.items()}
+        for name in ("status", "list"):
+            add[name].add_argument(
+                "--json", dest="as_json", action="store_true", help="Print JSON for scripts."
+            )
+        for name in ("run", "pause", "resume"):
+            add[name].add_argument("job_id", metavar="JOB")
+        add["run"].add_argument(
+            "--here", action="store_true", help="Run it in this process instead."
+        )
+        add["run"].add_argument(
+            "--timeout",
+            type=float,
+            default=600,
+            help="Seconds to wait for the run's outcome (default 600).",
+        )
+        add["sync"].add_argument(
             "--dry-run", action="store_true", help="Say what would change; change nothing."
         )
-        preview = actions.add_parser(
-            "preview", help="Print the next fire times of a cron expression."
+        add["preview"].add_argument("expression", metavar="EXPR", help='e.g. "0 2 * * *"')
+        add["preview"].add_argument("--tz", default=None, help="Time zone (default: TIME_ZONE).")
+        add["preview"].add_argument(
+            "-n", type=int, default=10, help="How many fire times (default 10)."
         )
-        preview.add_argument("expression", metavar="EXPR", help='e.g. "0 2 * * *"')
-        preview.add_argument("--tz", default=None, help="Time zone (default: TIME_ZONE).")
-        preview.add_argument("-n", type=int, default=10, help="How many fire times (default 10).")
-        for name, text in [
-            ("pause", "Stop running a job until resumed."),
-            ("resume", "Run a paused job again."),
-        ]:
-            action = actions.add_parser(name, help=text)
-            action.add_argument("job_id", metavar="JOB")
 
     def handle(self, *args, action, **options):
         try:
             getattr(self, f"handle_{action}")(**options)
-        except control.UnknownJob as error:
+        except control.ControlError as error:
             raise CommandError(str(error)) from None
+        except DatabaseError as error:
+            raise CommandError(
+                f"The database is not ready: {str(error).strip()}. "
+                "Check DATABASE_URL and run `python manage.py migrate`."
+            ) from None
+
+    def handle_status(self, as_json, **options):
+        now = timezone.now()
+        active, jobs = status.active_scheduler(now), status.job_states(now)
+        if as_json:
+            self._print_json(
+                {
+                    "healthy": not status.problems(active, jobs),
+                    "active_scheduler": active.as_dict() if active else None,
+                    "jobs": [_state_as_dict(job) for job in jobs],
+                }
+            )
+        else:
+            self._print_active(active)
+            for job in jobs:
+                self._print_job_state(job, now)
+        problems = status.problems(active, jobs)
+        if problems:
+            raise CommandError("; ".join(problems) + ".", returncode=1)
+
+    def handle_list(self, as_json, **options):
+        jobs = status.job_states()
+        if as_json:
+            self._print_json([_listing_as_dict(job) for job in jobs])
+            return
+        for job in jobs:
+            declaration = job.declaration
+            if declaration is None:
+                self.stdout.write(f"{job.id}  (in the job store, no longer declared)")
+                continue
+            state = "paused" if job.paused else "enabled" if job.stored else "not synced yet"
+            self.stdout.write(
+                f"{job.id}  {declaration.schedule}  ({declaration.describe_schedule()})  "
+                f"[{state}]  {declaration.func}"
+            )
+
+    def handle_run(self, job_id, here, timeout, **options):
+        requested_by = control.on_the_command_line()
+        if here:
+            try:
+                result = control.run_here(job_id, requested_by)
+            except (control.ControlError, CommandError):
+                raise
+            except Exception as error:
+                raise CommandError(
+                    f"{job_id} failed: {type(error).__name__}: {error} "
+                    "(traceback in the run history and the log)."
+                ) from None
+            self.stdout.write(self.style.SUCCESS(f"{job_id} succeeded: {result!r}"))
+            return
+        command = control.run_now(job_id, requested_by, wait=timeout)
+        if command.finished_at is None:
+            raise CommandError(
+                f"{job_id} did not finish within {timeout:g} s"
+                + (" (it is running; see `scheduler status`)." if command.taken_at else ".")
+            )
+        if not command.succeeded:
+            raise CommandError(f"{job_id}: {command.outcome}")
+        result = command.execution.detail.result if command.execution else None
+        self.stdout.write(
+            self.style.SUCCESS(f"{job_id} succeeded in the active scheduler: {result!r}")
+        )
+
+    def handle_pause(self, job_id, **options):
+        outcome = control.pause_job(job_id, control.on_the_command_line())
+        self.stdout.write(self.style.SUCCESS(f"Paused {job_id}: {outcome}."))
+
+    def handle_resume(self, job_id, **options):
+        outcome = control.resume_job(job_id, control.on_the_command_line())
+        next_run = next(job.next_run for job in status.job_states() if job.id == job_id)
+        when = next_run.isoformat() if next_run else "unknown"
+        self.stdout.write(self.style.SUCCESS(f"Resumed {job_id}: {outcome}; next run {when}."))
 
     def handle_sync(self, dry_run, **options):
-        report = control.sync(dry_run=dry_run)
+        report = control.sync(control.on_the_command_line(), dry_run=dry_run)
         changes = [
             ("create", "Created", report.created),
             ("update", "Updated", report.updated),
@@ -72,16 +168,107 @@ class Command(BaseCommand):
         for fire in trigger.next_fire_times(n, timezone.now()):
             self.stdout.write(fire.astimezone(trigger.timezone).isoformat())
 
-    def handle_pause(self, job_id, **options):
-        control.pause_job(job_id)
+    def _print_json(self, data) -> None:
+        self.stdout.write(json.dumps(data, indent=2, default=str))
+
+    def _print_active(self, active) -> None:
+        if active is None:
+            self.stdout.write(self.style.ERROR("No scheduler is active."))
+            return
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Paused {job_id}; the active scheduler stops running it within seconds."
-            )
+            f"Active scheduler: host {active.host}, pid {active.pid}, "
+            f"since {active.since.isoformat()}, heartbeat "
+            f"{active.heartbeat_age.total_seconds():.0f} s ago"
         )
 
-    def handle_resume(self, job_id, **options):
-        job = control.resume_job(job_id)
+    def _print_job_state(self, job, now) -> None:
+        self.stdout.write("")
+        if job.declaration is None:
+            self.stdout.write(self.style.WARNING(f"{job.id}: in the job store, no longer declared"))
+            return
+        self.stdout.write(self.style.MIGRATE_HEADING(job.id))
         self.stdout.write(
-            self.style.SUCCESS(f"Resumed {job_id}; next run {job.next_run_time.isoformat()}.")
+            f"  schedule   {job.declaration.describe_schedule()} ({job.declaration.schedule})"
         )
+        self.stdout.write(f"  next run   {_next_run_text(job, now)}")
+        self.stdout.write(f"  last run   {_last_run_text(job.last_run)}")
+        if job.late:
+            late = (now - job.late_since).total_seconds()
+            self.stdout.write(
+                self.style.ERROR(f"  LATE       due {_ago(late)} ago and not run (grace passed)")
+            )
+        if job.failing:
+            self.stdout.write(
+                self.style.ERROR(f"  FAILING    {job.last_finished.exception or 'last run failed'}")
+            )
+
+
+def _next_run_text(job, now) -> str:
+    if not job.stored:
+        return "not in the job store yet (run `scheduler sync`)"
+    if job.next_run is None:
+        return "paused"
+    seconds = (job.next_run - now).total_seconds()
+    relative = f"in {_ago(seconds)}" if seconds >= 0 else f"{_ago(-seconds)} ago"
+    return f"{job.next_run.isoformat()} ({relative})"
+
+
+def _last_run_text(execution) -> str:
+    if execution is None:
+        return "never"
+    duration = f", {execution.duration} s" if execution.duration is not None else ""
+    by = f", by {execution.detail.triggered_by}" if detail_of(execution) else ""
+    state = "running" if execution.status == RUNNING else execution.status
+    return f"{execution.run_time.isoformat()} {state}{duration}{by}"
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
+
+
+def _execution_as_dict(execution):
+    if execution is None:
+        return None
+    detail = detail_of(execution)
+    return {
+        "scheduled": execution.run_time,
+        "started": detail.started_at if detail else None,
+        "status": execution.status,
+        "duration_seconds": float(execution.duration) if execution.duration is not None else None,
+        "triggered_by": detail.triggered_by if detail else None,
+        "error": execution.exception,
+        "result": detail.result if detail else None,
+    }
+
+
+def _listing_as_dict(job):
+    declaration = job.declaration
+    return {
+        "id": job.id,
+        "declared": declaration is not None,
+        "stored": job.stored,
+        "paused": job.paused,
+        "schedule": declaration.schedule if declaration else None,
+        "schedule_in_words": declaration.describe_schedule() if declaration else None,
+        "time_zone": declaration.zone if declaration else None,
+        "func": declaration.func if declaration else None,
+        "description": declaration.description if declaration else None,
+        "misfire_grace_seconds": declaration.misfire_grace_seconds if declaration else None,
+        "enabled": declaration.enabled if declaration else None,
+    }
+
+
+def _state_as_dict(job):
+    return {
+        **_listing_as_dict(job),
+        "next_run": job.next_run,
+        "running": job.running,
+        "late": job.late,
+        "late_since": job.late_since,
+        "failing": job.failing,
+        "last_run": _execution_as_dict(job.last_run),
+        "last_finished_run": _execution_as_dict(job.last_finished),
+    }

@@ -1,0 +1,354 @@
+"""The scheduler in the Django admin, under django-apscheduler's own section
+(Django APScheduler → jobs, job executions), replacing its admin classes.
+
+Actions never wait for a job: run now, pause and resume are handed to the
+active scheduler (crm.scheduler.control) and the page returns at once.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince, timeuntil
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+from crm.scheduler import control, history, status
+from crm.scheduler.history import detail_of
+
+RECENT_RUNS = 20
+
+for model in (DjangoJob, DjangoJobExecution):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+STATUS_COLOURS = {
+    history.SUCCEEDED: "#2e7d32",
+    history.FAILED: "#c62828",
+    history.INTERRUPTED: "#c62828",
+    history.RUNNING: "#1565c0",
+    history.MISSED: "#ef6c00",
+    history.SKIPPED: "#757575",
+}
+
+
+def badge(text: str, colour: str):
+    return format_html(
+        '<span style="background:{};color:#fff;padding:1px 6px;border-radius:8px;'
+        'white-space:nowrap">{}</span>',
+        colour,
+        text,
+    )
+
+
+def status_badge(execution):
+    if execution is None:
+        return "never"
+    label = "running" if execution.status == history.RUNNING else execution.status
+    return badge(label, STATUS_COLOURS.get(execution.status, "#757575"))
+
+
+def requester(request) -> str:
+    return f"admin: {request.user.get_username()}"
+
+
+class JobChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # One pass for the whole page: states, last runs and recent runs in
+        # two queries (crm.scheduler.status), not several per row.
+        request.scheduler_job_states = status.job_states(recent_runs=RECENT_RUNS)  # for the banner
+        states = {state.id: state for state in request.scheduler_job_states}
+        for job in self.result_list:
+            job.state = states.get(job.id)
+
+
+@admin.register(DjangoJob)
+class ScheduledJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "schedule",
+        "next_run",
+        "last_run",
+        "last_duration",
+        "success_rate",
+        "recent_runs",
+        "flags",
+    ]
+    ordering = ["id"]
+    show_full_result_count = False
+    actions = ["run_now", "pause", "resume"]
+    fields = ["id", "schedule", "next_run", "last_run", "recent_runs", "flags"]
+    readonly_fields = fields
+    search_fields = ["id"]
+
+    def get_changelist(self, request, **kwargs):
+        return JobChangeList
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_run_permission(self, request):
+        return request.user.has_perm("django_apscheduler.run_djangojob")
+
+    def has_pause_permission(self, request):
+        return request.user.has_perm("django_apscheduler.pause_djangojob")
+
+    def has_resume_permission(self, request):
+        return request.user.has_perm("django_apscheduler.resume_djangojob")
+
+    def get_object(self, request, object_id, from_field=None):
+        job = super().get_object(request, object_id, from_field)
+        if job is not None:
+            states = status.job_states(recent_runs=RECENT_RUNS)
+            job.state = next((state for state in states if state.id == job.id), None)
+        return job
+
+    @admin.display(description="Schedule")
+    def schedule(self, job):
+        declaration = job.state.declaration if job.state else None
+        if declaration is None:
+            return "No longer declared"
+        return format_html(
+            "{}<br><code>{}</code>", declaration.describe_schedule(), declaration.schedule
+        )
+
+    @admin.display(description="Next run", ordering="next_run_time")
+    def next_run(self, job):
+        if job.next_run_time is None:
+            return badge("paused", "#757575")
+        now = timezone.now()
+        relative = (
+            f"in {timeuntil(job.next_run_time, now)}"
+            if job.next_run_time >= now
+            else f"{timesince(job.next_run_time, now)} ago"
+        )
+        local = timezone.localtime(job.next_run_time)
+        return format_html("{}<br><small>{}</small>", f"{local:%Y-%m-%d %H:%M:%S %Z}", relative)
+
+    @admin.display(description="Last run")
+    def last_run(self, job):
+        last = job.state.last_run if job.state else None
+        if last is None:
+            return "never"
+        return format_html(
+            "{} {}", status_badge(last), f"{timezone.localtime(last.run_time):%Y-%m-%d %H:%M}"
+        )
+
+    @admin.display(description="Last duration")
+    def last_duration(self, job):
+        last = job.state.last_finished if job.state else None
+        return f"{last.duration} s" if last and last.duration is not None else None
+
+    @admin.display(description=f"Success (last {RECENT_RUNS})")
+    def success_rate(self, job):
+        finished = [run for run in job.state.recent if run.status != history.RUNNING]
+        if not finished:
+            return None
+        succeeded = sum(run.status == history.SUCCEEDED for run in finished)
+        return f"{100 * succeeded // len(finished)}% of {len(finished)}"
+
+    @admin.display(description="Recent runs")
+    def recent_runs(self, job):
+        return run_chart(list(reversed(job.state.recent)) if job.state else [])
+
+    @admin.display(description="State")
+    def flags(self, job):
+        state = job.state
+        if state is None or state.declaration is None:
+            return badge("not declared", "#757575")
+        words = [("late", "#ef6c00")] if state.late else []
+        words += [("failing", "#c62828")] if state.failing else []
+        words += [("running", "#1565c0")] if state.running else []
+        return format_html_join(" ", "{}", ((badge(*word),) for word in words)) or "ok"
+
+    @admin.action(description="Run selected jobs now", permissions=["run"])
+    def run_now(self, request, queryset):
+        self._each(request, queryset, self._run, "Run requested")
+
+    @admin.action(description="Pause selected jobs", permissions=["pause"])
+    def pause(self, request, queryset):
+        self._each(request, queryset, self._pause, "Paused")
+
+    @admin.action(description="Resume selected jobs", permissions=["resume"])
+    def resume(self, request, queryset):
+        self._each(request, queryset, self._resume, "Resumed")
+
+    def _run(self, request, job_id) -> str:
+        if control.request_run(job_id, requester(request)):
+            return "it shows in the job executions within seconds"
+        return "no scheduler is active now; the first to start within 5 minutes runs it"
+
+    def _pause(self, request, job_id) -> str:
+        return control.pause_job(job_id, requester(request), wait=2)
+
+    def _resume(self, request, job_id) -> str:
+        return control.resume_job(job_id, requester(request), wait=2)
+
+    def _each(self, request, queryset, act, verb) -> None:
+        for job_id in queryset.values_list("id", flat=True):
+            try:
+                outcome = act(request, job_id)
+            except control.Unconfirmed:
+                self.message_user(
+                    request,
+                    f"{verb.split()[0]} of {job_id} requested; the active scheduler applies it "
+                    "within seconds.",
+                    messages.INFO,
+                )
+            except control.ControlError as error:
+                self.message_user(request, f"{job_id}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{verb}: {job_id} ({outcome}).", messages.SUCCESS)
+
+
+def run_chart(runs, width=6, gap=2, height=24):
+    """Recent runs as inline SVG bars, oldest first: height by duration,
+    colour by outcome; hover for the details."""
+    if not runs:
+        return None
+    longest = max((float(run.duration or 0) for run in runs), default=0) or 1
+    bars = []
+    for index, run in enumerate(runs):
+        bar = max(2, round(height * float(run.duration or 0) / longest))
+        label = f"{timezone.localtime(run.run_time):%Y-%m-%d %H:%M} {run.status}"
+        if run.duration is not None:
+            label += f", {run.duration} s"
+        bars.append(
+            (
+                index * (width + gap),
+                height - bar,
+                width,
+                bar,
+                STATUS_COLOURS.get(run.status, "#757575"),
+                label,
+            )
+        )
+    return format_html(
+        '<svg width="{}" height="{}" role="img" aria-label="recent runs">{}</svg>',
+        len(runs) * (width + gap),
+        height,
+        format_html_join(
+            "",
+            '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>',
+            bars,
+        ),
+    )
+
+
+class BoundedCountPaginator(Paginator):
+    """Counts at most LIMIT rows, so a page of a million-row history does not
+    cost a COUNT(*) over the whole table; beyond that the last page is LIMIT."""
+
+    LIMIT = 10_000
+
+    @cached_property
+    def count(self):
+        return self.object_list[: self.LIMIT].count()
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        statuses = [
+            history.SUCCEEDED,
+            history.FAILED,
+            history.RUNNING,
+            history.INTERRUPTED,
+            history.MISSED,
+            history.SKIPPED,
+        ]
+        return [(value, value) for value in statuses]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
+@admin.register(DjangoJobExecution)
+class JobExecutionAdmin(admin.ModelAdmin):
+    list_display = [
+        "job",
+        "status_badge",
+        "run_time",
+        "started",
+        "lateness",
+        "duration_text",
+        "triggered_by",
+        "error",
+    ]
+    list_filter = ["job", StatusFilter, ("run_time", admin.DateFieldListFilter)]
+    list_select_related = ["job", "detail"]
+    ordering = ["-run_time"]
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+    fields = [
+        "job",
+        "status",
+        "run_time",
+        "started",
+        "lateness",
+        "duration_text",
+        "triggered_by",
+        "process",
+        "result",
+        "exception",
+        "traceback_text",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, execution):
+        return status_badge(execution)
+
+    @admin.display(description="Started")
+    def started(self, execution):
+        detail = detail_of(execution)
+        return timezone.localtime(detail.started_at) if detail else None
+
+    @admin.display(description="Late by")
+    def lateness(self, execution):
+        detail = detail_of(execution)
+        if detail is None:
+            return None
+        seconds = (detail.started_at - execution.run_time).total_seconds()
+        return f"{max(seconds, 0):.1f} s"
+
+    @admin.display(description="Duration", ordering="duration")
+    def duration_text(self, execution):
+        return f"{execution.duration} s" if execution.duration is not None else None
+
+    @admin.display(description="Triggered by")
+    def triggered_by(self, execution):
+        detail = detail_of(execution)
+        return detail.triggered_by if detail else None
+
+    @admin.display(description="Process")
+    def process(self, execution):
+        detail = detail_of(execution)
+        return f"host {detail.host}, pid {detail.pid}" if detail else None
+
+    @admin.display(description="Result")
+    def result(self, execution):
+        detail = detail_of(execution)
+        return detail.result if detail and detail.result is not None else None
+
+    @admin.display(description="Error")
+    def error(self, execution):
+        return execution.exception or ""
+
+    @admin.display(description="Traceback")
+    def traceback_text(self, execution):
+        if not execution.traceback:
+            return None
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', execution.traceback)

@@ -1,0 +1,77 @@
+"""One pass of the scheduler, for hosts where cron starts it (`runscheduler --once`):
+take the lease if free, run what is due and what was missed within its grace,
+wait for those runs while renewing the lease, release it, and return."""
+
+import logging
+import threading
+import time
+
+from apscheduler.schedulers.base import STATE_RUNNING
+
+from crm.scheduler import execution
+from crm.scheduler.lease import current_holder
+from crm.scheduler.runner import LEASE_NAME, SchedulerRunner
+from crm.scheduler.schedulers import SafeBackgroundScheduler
+
+logger = logging.getLogger("crm.scheduler")
+FIRST_PASS_TIMEOUT = 60
+
+
+class OnePassScheduler(SafeBackgroundScheduler):
+    """Tells when it has looked for due jobs once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.looked = threading.Event()
+
+    def _process_jobs(self):
+        wait = super()._process_jobs()
+        if self.state == STATE_RUNNING:  # a real pass, not one skipped while paused
+            self.looked.set()
+        return wait
+
+
+def run_once(runner: SchedulerRunner) -> str:
+    """Returns a one-line account of what happened."""
+    from crm.scheduler.checks import declaration_errors
+
+    errors = declaration_errors()
+    if errors:
+        return f"Not run: {len(errors)} error(s) in the job declarations; see `manage.py check`."
+    if not runner._try_acquire():
+        holder = current_holder(LEASE_NAME)
+        who = f"host {holder.host}, pid {holder.pid}" if holder else "the database is unreachable"
+        return f"Another scheduler is active ({who}); nothing to do."
+    execution.lease_guard["check"] = runner._lease_still_safe
+    try:
+        runner._activate(OnePassScheduler)
+        scheduler = runner.scheduler
+        if scheduler is None:
+            return "The scheduler could not start; see logs/django.log."
+        runner._take_commands()
+        if not scheduler.looked.wait(FIRST_PASS_TIMEOUT):
+            logger.warning(
+                "scheduler --once: no pass over the due jobs within %ss", FIRST_PASS_TIMEOUT
+            )
+        scheduler.pause()
+        _wait_for_runs(runner, scheduler)
+        runner.scheduler = None
+        scheduler.shutdown(wait=True)
+        return "Ran the jobs that were due; lease released."
+    finally:
+        runner._release()
+
+
+def _wait_for_runs(runner: SchedulerRunner, scheduler) -> None:
+    """Keep the lease while submitted runs go on, so no standby takes over
+    and marks them interrupted."""
+    executor = scheduler._lookup_executor("default")
+    next_renewal = time.monotonic() + runner.renew_every
+    # The executor counts running instances per job; zero everywhere means done.
+    while any(executor._instances.values()):
+        if time.monotonic() >= next_renewal:
+            if not runner._try_acquire():
+                logger.warning("scheduler --once lost its lease while runs were going on")
+                return
+            next_renewal = time.monotonic() + runner.renew_every
+        time.sleep(0.2)

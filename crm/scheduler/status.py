@@ -1,0 +1,178 @@
+"""The state of the scheduler and its jobs, read cheaply from the database.
+
+The one place that says what "late" and "failing" mean; `scheduler status`,
+the admin and the health endpoint all read it from here:
+
+* late: a fire time plus the job's misfire grace has passed and the job has
+  not been run for it (its stored next run time is that old). A paused job is
+  never late.
+* failing: the job's last finished run failed or was interrupted.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+from crm.scheduler import history
+from crm.scheduler.declarations import JobDeclaration, declared_jobs
+from crm.scheduler.lease import current_holder
+from crm.scheduler.models import SchedulerLease
+from crm.scheduler.runner import LEASE_NAME
+
+FAILED_STATUSES = (history.FAILED, history.INTERRUPTED)
+NOT_RUN_STATUSES = (history.MISSED, history.SKIPPED)
+
+
+@dataclass(frozen=True)
+class ActiveScheduler:
+    host: str
+    pid: int
+    since: datetime
+    heartbeat: datetime
+    heartbeat_age: timedelta
+
+    def as_dict(self) -> dict:
+        return {
+            "host": self.host,
+            "pid": self.pid,
+            "since": self.since,
+            "heartbeat": self.heartbeat,
+            "heartbeat_age_seconds": round(self.heartbeat_age.total_seconds(), 1),
+        }
+
+
+@dataclass(frozen=True)
+class JobState:
+    id: str
+    declaration: JobDeclaration | None  # None: stored but no longer declared
+    stored: bool  # False: declared but not synced into the job store yet
+    next_run: datetime | None  # None: paused (or not stored)
+    last_run: DjangoJobExecution | None  # the latest fire, whatever its status
+    last_finished: DjangoJobExecution | None  # the latest run that ran to an end
+    late_since: datetime | None
+    recent: list[DjangoJobExecution] = field(default_factory=list)  # latest first
+
+    @property
+    def paused(self) -> bool:
+        return self.stored and self.next_run is None
+
+    @property
+    def running(self) -> bool:
+        return self.last_run is not None and self.last_run.status == history.RUNNING
+
+    @property
+    def late(self) -> bool:
+        return self.late_since is not None
+
+    @property
+    def failing(self) -> bool:
+        return self.last_finished is not None and self.last_finished.status in FAILED_STATUSES
+
+
+ALL_CHECKS = ("active", "late", "failing")
+
+
+def problems(active, jobs, checks=ALL_CHECKS) -> list[str]:
+    """What is wrong, in words; `checks` picks which conditions count."""
+    found = ["no scheduler is active"] if "active" in checks and active is None else []
+    if "late" in checks:
+        found += [f"{job.id} is late" for job in jobs if job.late]
+    if "failing" in checks:
+        found += [f"{job.id} is failing" for job in jobs if job.failing]
+    return found
+
+
+def active_scheduler(now: datetime | None = None) -> ActiveScheduler | None:
+    row: SchedulerLease | None = current_holder(LEASE_NAME)
+    if row is None:
+        return None
+    now = now or timezone.now()
+    return ActiveScheduler(
+        host=row.host,
+        pid=row.pid,
+        since=row.acquired_at,
+        heartbeat=row.heartbeat_at,
+        heartbeat_age=max(now - row.heartbeat_at, timedelta(0)),
+    )
+
+
+def job_states(now: datetime | None = None, recent_runs: int = 0) -> list[JobState]:
+    """Every declared or stored job, declared ones first in declaration order.
+    With `recent_runs`, each state carries that many of its latest fires.
+    Two queries whatever the history's size: each is an index lookup per job
+    on the unique (job, run_time) index."""
+    now = now or timezone.now()
+    declared = declared_jobs()
+    stored = {job["id"]: job for job in _stored_jobs(recent_runs)}
+    executions = _executions(stored.values())
+    states = []
+    for job_id in [*declared, *sorted(set(stored) - set(declared))]:
+        declaration, row = declared.get(job_id), stored.get(job_id, {})
+        runs = executions.get(job_id, {})
+        states.append(
+            JobState(
+                id=job_id,
+                declaration=declaration,
+                stored=job_id in stored,
+                next_run=row.get("next_run_time"),
+                last_run=runs.get(row.get("last_run_id")),
+                last_finished=runs.get(row.get("last_finished_id")),
+                late_since=_late_since(declaration, row.get("next_run_time"), now),
+                recent=[
+                    run
+                    for run in sorted(runs.values(), key=lambda run: run.run_time, reverse=True)
+                    if recent_runs and run.run_time >= (row.get("recent_since") or run.run_time)
+                ][:recent_runs],
+            )
+        )
+    return states
+
+
+def _stored_jobs(recent_runs: int):
+    def latest(executions, field="id", offset=0):
+        return Subquery(
+            executions.filter(job_id=OuterRef("id"))
+            .order_by("-run_time")
+            .values(field)[offset : offset + 1]
+        )
+
+    runs = DjangoJobExecution.objects.all()
+    annotations = {
+        "last_run_id": latest(runs),
+        "last_finished_id": latest(runs.exclude(status__in=(history.RUNNING, *NOT_RUN_STATUSES))),
+    }
+    if recent_runs:
+        annotations["recent_since"] = latest(runs, "run_time", offset=recent_runs - 1)
+    return DjangoJob.objects.annotate(**annotations).values("id", "next_run_time", *annotations)
+
+
+def _executions(jobs) -> dict[str, dict[int, DjangoJobExecution]]:
+    wanted = Q(
+        pk__in=[
+            run_id
+            for job in jobs
+            for run_id in (job["last_run_id"], job["last_finished_id"])
+            if run_id
+        ]
+    )
+    for job in jobs:
+        if job.get("recent_since"):
+            wanted |= Q(job_id=job["id"], run_time__gte=job["recent_since"])
+        elif "recent_since" in job and job["last_run_id"]:
+            wanted |= Q(job_id=job["id"])  # fewer runs than asked for: all of them
+    by_job: dict[str, dict[int, DjangoJobExecution]] = {}
+    if wanted == Q(pk__in=[]):
+        return by_job
+    for run in DjangoJobExecution.objects.filter(wanted).select_related("detail"):
+        by_job.setdefault(run.job_id, {})[run.pk] = run
+    return by_job
+
+
+def _late_since(declaration, next_run, now) -> datetime | None:
+    if declaration is None or next_run is None:
+        return None
+    deadline = next_run + declaration.misfire_grace
+    return next_run if now > deadline else None

@@ -1,0 +1,196 @@
+"""The scheduler in the Django admin: the jobs page (schedule in words, next and
+last run, success rate, recent-runs chart, state), its actions with their own
+permissions, the executions page, and the banner."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+from crm.scheduler import control, history
+from crm.scheduler.lease import Lease
+from crm.scheduler.models import RunDetail, SchedulerCommand
+from crm.scheduler.runner import LEASE_NAME
+
+pytestmark = pytest.mark.django_db
+JOBS = reverse("admin:django_apscheduler_djangojob_changelist")
+RUNS = reverse("admin:django_apscheduler_djangojobexecution_changelist")
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def add(a, b):
+    return a + b
+
+
+@pytest.fixture(autouse=True)
+def jobs(settings):
+    settings.SCHEDULER_JOBS = [
+        {"id": "heartbeat", "func": "tests.test_scheduler_admin.add", "interval_seconds": 60,
+         "args": [1, 2], "misfire_grace_seconds": 30},
+        {"id": "nightly", "func": "tests.test_scheduler_admin.add", "cron": "0 2 * * *",
+         "args": [1, 2], "timezone": "Europe/Warsaw"},
+    ]  # fmt: skip
+    with time_machine.travel(NOW - timedelta(seconds=10), tick=False):
+        control.sync("tests")
+
+
+@pytest.fixture
+def staff(django_user_model, client):
+    user = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_djangojob"),
+        Permission.objects.get(codename="view_djangojobexecution"),
+    )
+    client.force_login(user)
+    return user
+
+
+def runs(job_id, statuses, start=NOW - timedelta(days=1), **detail):
+    rows = []
+    for index, status in enumerate(statuses):
+        when = start + timedelta(minutes=index)
+        execution = DjangoJobExecution.objects.create(
+            job_id=job_id, status=status, run_time=when, duration=Decimal(index + 1)
+        )
+        RunDetail.objects.create(
+            execution=execution,
+            started_at=when + timedelta(seconds=2),
+            host="web1",
+            pid=42,
+            triggered_by=detail.get("triggered_by", "schedule"),
+        )
+        rows.append(execution)
+    return rows
+
+
+def test_the_jobs_page_shows_schedule_next_and_last_run_success_rate_and_chart(admin_client):
+    runs("nightly", [history.SUCCEEDED] * 3 + [history.FAILED])
+
+    with time_machine.travel(NOW, tick=False):
+        page = admin_client.get(JOBS).content.decode()
+
+    assert "At 02:00 every day, Europe/Warsaw" in page and "<code>0 2 * * *</code>" in page
+    assert "Every 1 minute" in page
+    assert "2026-11-24 02:00:00 CET" in page or "2026-11-24 01:00:00" in page
+    assert "75% of 4" in page
+    assert page.count("<rect ") == 4
+    assert "failing" in page
+
+
+def test_a_late_job_is_flagged_on_the_jobs_page_and_in_the_banner(admin_client):
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        page = admin_client.get(JOBS).content.decode()
+
+    assert "late" in page
+    assert "Late: heartbeat" in page
+    assert "No scheduler is active" in page
+
+
+def test_the_banner_names_the_active_scheduler_on_the_admin_index(admin_client):
+    assert Lease(LEASE_NAME, timedelta(seconds=30)).acquire()
+
+    page = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert "Scheduler active on host" in page and "No scheduler is active" not in page
+
+
+def test_the_banner_stays_off_the_ticket_pages(admin_client):
+    page = admin_client.get(reverse("admin:crm_ticket_changelist")).content.decode()
+
+    assert "No scheduler is active" not in page
+
+
+def test_run_now_is_handed_to_the_scheduler_without_waiting(admin_client, admin_user):
+    response = admin_client.post(
+        JOBS, {"action": "run_now", "_selected_action": ["nightly"]}, follow=True
+    )
+
+    assert "Run requested: nightly" in response.content.decode()
+    command = SchedulerCommand.objects.get()
+    assert (command.action, command.job_id, command.taken_at) == ("run", "nightly", None)
+    assert command.requested_by == f"admin: {admin_user.username}"
+
+
+def test_pause_and_resume_are_recorded_with_who_did_them(admin_client):
+    admin_client.post(JOBS, {"action": "pause", "_selected_action": ["heartbeat"]})
+    assert DjangoJob.objects.get(id="heartbeat").next_run_time is None
+
+    admin_client.post(JOBS, {"action": "resume", "_selected_action": ["heartbeat"]})
+    assert DjangoJob.objects.get(id="heartbeat").next_run_time is not None
+
+    assert list(SchedulerCommand.objects.values_list("action", "requested_by", "succeeded")) == [
+        ("pause", "admin: admin", True),
+        ("resume", "admin: admin", True),
+    ]
+
+
+def test_a_staff_user_without_the_permissions_gets_no_actions(client, staff):
+    page = client.get(JOBS).content.decode()
+    assert 'name="action"' not in page
+
+    response = client.post(JOBS, {"action": "pause", "_selected_action": ["heartbeat"]})
+
+    assert response.status_code == 200
+    assert DjangoJob.objects.get(id="heartbeat").next_run_time is not None
+    assert not SchedulerCommand.objects.exists()
+
+
+def test_each_action_needs_its_own_permission(client, staff):
+    staff.user_permissions.add(Permission.objects.get(codename="pause_djangojob"))
+
+    page = client.get(JOBS).content.decode()
+
+    assert 'value="pause"' in page
+    assert 'value="resume"' not in page and 'value="run_now"' not in page
+
+
+def test_the_executions_page_shows_lateness_duration_and_who_triggered_it(admin_client):
+    runs("nightly", [history.SUCCEEDED], triggered_by="admin: alice")
+
+    page = admin_client.get(RUNS).content.decode()
+
+    assert "admin: alice" in page and "2.0 s" in page and "1.00 s" in page
+
+
+def test_the_executions_page_filters_by_job_status_and_date(admin_client):
+    runs("nightly", [history.SUCCEEDED, history.FAILED])
+    runs("heartbeat", [history.FAILED], start=NOW - timedelta(days=30))
+
+    def listed(**query):
+        return admin_client.get(RUNS, query).context["cl"].result_count
+
+    assert listed() == 3
+    assert listed(job__id__exact="nightly") == 2
+    assert listed(status=history.FAILED) == 2
+    assert (
+        listed(run_time__gte="2026-11-20 00:00:00+00:00", run_time__lt="2026-11-24 00:00:00+00:00")
+        == 2
+    )
+
+
+def test_an_execution_shows_its_error_and_traceback(admin_client):
+    failed = runs("nightly", [history.FAILED])[0]
+    DjangoJobExecution.objects.filter(pk=failed.pk).update(
+        exception="ZeroDivisionError: the job broke", traceback="Traceback (most recent call)"
+    )
+
+    page = admin_client.get(
+        reverse("admin:django_apscheduler_djangojobexecution_change", args=[failed.pk])
+    ).content.decode()
+
+    assert "ZeroDivisionError: the job broke" in page and "Traceback (most recent call)" in page
+
+
+@pytest.mark.parametrize("url", [JOBS, RUNS])
+def test_the_scheduler_pages_take_under_ten_queries(
+    admin_client, django_assert_max_num_queries, url
+):
+    runs("nightly", [history.SUCCEEDED] * 30)
+    runs("heartbeat", [history.FAILED] * 30)
+
+    with django_assert_max_num_queries(9):
+        assert admin_client.get(url).status_code == 200
