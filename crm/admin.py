@@ -100,3 +100,6 @@ class TicketAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"{sum(skipped.values())} skipped: {reasons}.", messages.WARNING
             )
+
+
+from crm.scheduler import admin as scheduler_admin  # noqa: E402, F401  (jobs and runs)

@@ -1,0 +1,100 @@
+"""POST /scheduler/wake/: a monitor's way to make sure a scheduler is active on
+hosts that put idle apps to sleep."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+
+from crm import views
+from crm.scheduler import execution, startup
+from crm.scheduler.lease import Holder, Lease
+from crm.scheduler.runner import LEASE_NAME, SchedulerRunner
+
+pytestmark = pytest.mark.django_db
+URL = "/scheduler/wake/"
+BEARER = {"Authorization": "Bearer wake-up"}
+
+
+@pytest.fixture(autouse=True)
+def token(settings):
+    settings.SCHEDULER_WAKE_TOKEN = "wake-up"
+    settings.SCHEDULER_JOBS = []
+    views._last_wake["at"] = float("-inf")
+
+
+def test_it_is_a_404_when_no_token_is_configured(client, settings):
+    settings.SCHEDULER_WAKE_TOKEN = ""
+
+    assert client.post(URL, headers=BEARER).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wake-upp"}, {"Authorization": "wake-up"}]
+)
+def test_a_missing_or_wrong_token_is_a_403(client, headers):
+    assert client.post(URL, headers=headers).status_code == 403
+
+
+def test_it_answers_post_only(client):
+    assert client.get(URL, headers=BEARER).status_code == 405
+
+
+def test_it_needs_no_csrf_token_while_other_posts_still_do(django_user_model):
+    client = Client(enforce_csrf_checks=True)
+
+    assert client.post(URL, headers=BEARER).status_code != 403
+    assert client.post("/admin/login/", {"username": "x", "password": "y"}).status_code == 403
+
+
+def test_it_is_rate_limited(client):
+    client.post(URL, headers=BEARER)
+
+    second = client.post(URL, headers=BEARER)
+
+    assert second.status_code == 429
+    assert 1 <= int(second["Retry-After"]) <= views.WAKE_INTERVAL_SECONDS
+
+
+def test_it_says_why_when_this_process_runs_no_scheduler(client):
+    startup._runner = None
+
+    response = client.post(URL, headers=BEARER)
+
+    assert response.status_code == 503
+    assert "ENABLE_SCHEDULER=0" in response.json()["reason"]
+
+
+def test_it_reports_the_active_scheduler_when_one_is(client):
+    assert Lease(LEASE_NAME, timedelta(seconds=30)).acquire()
+
+    answer = client.post(URL, headers=BEARER).json()
+
+    assert answer["status"] == "active" and answer["this_process"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_makes_this_process_take_a_lease_left_free_at_once(client, settings):
+    # Another process held the lease and died; its lease has just expired.
+    # This process's standby would look again only in 5 s: the wake makes it now.
+    settings.SCHEDULER_LEASE_SECONDS = 30
+    gone = Lease(LEASE_NAME, timedelta(seconds=1), Holder("gone:1:x", "gone", 1))
+    assert gone.acquire()
+    runner = SchedulerRunner()
+    runner.start()
+    startup._runner = runner
+    try:
+        time.sleep(1.5)
+        assert not runner.active
+
+        started = time.monotonic()
+        answer = client.post(URL, headers=BEARER).json()
+
+        assert answer["status"] == "active" and answer["this_process"] is True
+        assert time.monotonic() - started < views.WAKE_WAIT_SECONDS
+    finally:
+        startup._runner = None
+        runner.stop()
+        execution.lease_guard["check"] = lambda: True
+        execution.run_context["current"] = execution.RunContext()
