@@ -46,6 +46,27 @@ try:
     SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS = env.integer(
         "SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS", 3600, minimum=0
     )
+    # GET /health/scheduler/: which conditions make it answer 503, and the
+    # token that shows the details to a monitor (staff users see them anyway).
+    HEALTH_CHECKS = env.strings("HEALTH_CHECKS", "active,late,failing")
+    if not set(HEALTH_CHECKS) <= {"active", "late", "failing"}:
+        raise ConfigurationError(
+            f"HEALTH_CHECKS={','.join(HEALTH_CHECKS)!r} is not valid. Use a comma-separated "
+            "list of active, late and failing (the default is all three)."
+        )
+    HEALTH_TOKEN = env.string("HEALTH_TOKEN")
+    # POST /scheduler/wake/ with this bearer token makes sure a scheduler is
+    # active (for hosts that put idle apps to sleep); unset, the URL is a 404.
+    SCHEDULER_WAKE_TOKEN = env.string("SCHEDULER_WAKE_TOKEN")
+    # The built-in jobs (crm/scheduler/declarations.py). A malformed cron
+    # expression is reported by `manage.py check` (crm.E006) and keeps the
+    # scheduler off; the web app still serves.
+    AUTO_CLOSE_CRON = env.string("AUTO_CLOSE_CRON", "0 2 * * *")
+    AUTO_CLOSE_ENABLED = env.boolean("AUTO_CLOSE_ENABLED", default=True)
+    AUTO_CLOSE_AFTER_HOURS = env.integer("AUTO_CLOSE_AFTER_HOURS", 24, minimum=1)
+    EXECUTION_PRUNE_CRON = env.string("EXECUTION_PRUNE_CRON", "0 3 * * 0")
+    EXECUTION_PRUNE_ENABLED = env.boolean("EXECUTION_PRUNE_ENABLED", default=True)
+    EXECUTION_RETENTION_DAYS = env.integer("EXECUTION_RETENTION_DAYS", 7, minimum=1)
 
     LOG_DIR = env.path("LOG_DIR", "logs")
     LOG_LEVEL = env.string("LOG_LEVEL", "INFO").upper()
@@ -135,7 +156,8 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project-wide overrides of other apps' templates (the admin's base_site.html).
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
