@@ -43,9 +43,16 @@ try:
     ENABLE_SCHEDULER = env.boolean("ENABLE_SCHEDULER", default=True)
     SCHEDULER_LEASE_SECONDS = env.integer("SCHEDULER_LEASE_SECONDS", 30, minimum=3)
     SCHEDULER_SHUTDOWN_WAIT_SECONDS = env.integer("SCHEDULER_SHUTDOWN_WAIT_SECONDS", 10, minimum=0)
-    SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS = env.integer(
-        "SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS", 3600, minimum=0
-    )
+    # How often a running scheduler (active or standby) looks for jobs that
+    # became late or failing, or recovered, to mail ADMINS once per change.
+    SCHEDULER_ALERT_CHECK_SECONDS = env.integer("SCHEDULER_ALERT_CHECK_SECONDS", 60, minimum=1)
+    # This site's address, for links in mail (e.g. https://crm.example.com).
+    SITE_URL = env.string("SITE_URL")
+    if SITE_URL and not SITE_URL.startswith(("https://", "http://")):
+        raise ConfigurationError(
+            f"SITE_URL={SITE_URL!r} is not an address. Use the site's address with "
+            "its scheme, e.g. SITE_URL=https://crm.example.com."
+        )
     # GET /health/scheduler/: which conditions make it answer 503, and the
     # token that shows the details to a monitor (staff users see them anyway).
     HEALTH_CHECKS = env.strings("HEALTH_CHECKS", "active,late,failing")
@@ -96,6 +103,7 @@ try:
         )
     DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "crm@localhost")
     SERVER_EMAIL = env.string("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+    EMAIL_SUBJECT_PREFIX = env.string("EMAIL_SUBJECT_PREFIX", "[CRM]") + " "
 
     # HTTPS: on by default in production, off in development.
     SECURE_SSL_REDIRECT = env.boolean("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -175,32 +175,6 @@ def test_signals_are_sent_when_a_run_starts_and_finishes():
     assert failed["duration"] >= 0
 
 
-def test_a_failing_job_mails_admins_once_per_cooldown(settings, mailoutbox):
-    settings.ADMINS = [("Ops", "ops@example.com")]
-    settings.SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS = 3600
-    start = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-    with time_machine.travel(start):
-        for _ in range(3):
-            with pytest.raises(ZeroDivisionError):
-                execution.run_declared_job("explode")
-    assert len(mailoutbox) == 1
-    assert "explode" in mailoutbox[0].subject
-    assert "the job broke" in mailoutbox[0].body and "Traceback" in mailoutbox[0].body
-
-    later = start + timedelta(hours=1, seconds=1)
-    with time_machine.travel(later), pytest.raises(ZeroDivisionError):
-        execution.run_declared_job("explode")
-    assert len(mailoutbox) == 2
-
-
-def test_no_failure_mail_without_admins(settings, mailoutbox):
-    settings.ADMINS = []
-    with pytest.raises(ZeroDivisionError):
-        execution.run_declared_job("explode")
-    assert mailoutbox == []
-
-
 def test_runs_left_started_by_a_dead_process_are_marked_interrupted():
     job = DjangoJob.objects.get(id="remember")
     when = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)

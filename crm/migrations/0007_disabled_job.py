@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='DisabledJob',
             fields=[
-                ('job_id', models.CharField(max_length=191, primary_key=True, serialize=False)),
+                ('job_id', models.CharField(max_length=255, primary_key=True, serialize=False)),
                 ('since', models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),

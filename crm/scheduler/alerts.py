@@ -1,42 +1,134 @@
-"""Failure mail to ADMINS, at most once per job per cooldown across all processes."""
+"""Mail to ADMINS when a job becomes failing or late, and when it recovers:
+once per transition, whichever process notices it first.
+
+What ADMINS were last told about a job is one row (JobAlert). A process that
+notices a change claims it with a conditional UPDATE of that row, so two
+processes noticing the same change never both mail. Changes are keyed on facts
+in the database (the failed run, the fire that is late), not on one process's
+clock: a process whose clock lags cannot call a job recovered that another
+found late; only a run (or a pause) moving the job's next fire can.
+"""
 
 import logging
-from datetime import timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import mail_admins
-from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.scheduler.models import JobAlert
+from crm.scheduler.status import JobState, job_states
 
 logger = logging.getLogger("crm.scheduler")
 
 
-def mail_failure(job_id: str, error: BaseException, traceback_text: str) -> bool:
-    """Mail ADMINS about a failed run unless this job was mailed about within
-    the cooldown. Returns whether mail was sent."""
-    if not settings.ADMINS or not _claim_mail_slot(job_id):
-        return False
-    mail_admins(
-        subject=f"Scheduled job {job_id} failed: {type(error).__name__}",
-        message=f"The scheduled job {job_id} raised {error!r}.\n\n{traceback_text}",
-    )
-    return True
+def check(job_ids: list[str] | None = None, now: datetime | None = None) -> list[str]:
+    """Mail ADMINS about each transition since the last check (of any process);
+    returns the subjects of the mails sent."""
+    if not settings.ADMINS:
+        return []
+    states = [state for state in job_states(now) if job_ids is None or state.id in job_ids]
+    told = _alert_rows([state.id for state in states])
+    sent = []
+    for state in states:
+        for subject, message in _transitions(state, told[state.id]):
+            mail_admins(subject=subject, message=message)
+            logger.info("scheduler alert mailed to ADMINS: %s", subject)
+            sent.append(subject)
+    return sent
 
 
-def _claim_mail_slot(job_id: str) -> bool:
-    # A conditional UPDATE, so two processes never both claim the same slot.
-    now = timezone.now()
-    cooldown = timedelta(seconds=getattr(settings, "SCHEDULER_FAILURE_MAIL_COOLDOWN_SECONDS", 3600))
-    claimed = JobAlert.objects.filter(job_id=job_id, last_mailed_at__lte=now - cooldown).update(
-        last_mailed_at=now
+def _alert_rows(job_ids: list[str]) -> dict[str, JobAlert]:
+    rows = {row.job_id: row for row in JobAlert.objects.filter(job_id__in=job_ids)}
+    missing = [JobAlert(job_id=job_id) for job_id in job_ids if job_id not in rows]
+    if missing:
+        JobAlert.objects.bulk_create(missing, ignore_conflicts=True)
+        rows = {row.job_id: row for row in JobAlert.objects.filter(job_id__in=job_ids)}
+    return rows
+
+
+def _transitions(state: JobState, told: JobAlert):
+    for field, new_value, mail in _changes(state, told):
+        if _claim(told, field, new_value):
+            yield mail
+
+
+def _changes(state: JobState, told: JobAlert):
+    failed_run = state.last_finished if state.failing else None
+    if failed_run is not None and told.failing_run_id is None:
+        yield "failing_run_id", failed_run.pk, _failing(state, failed_run)
+    elif failed_run is None and told.failing_run_id is not None:
+        yield "failing_run_id", None, _recovered_from_failing(state)
+
+    if state.late and told.late_since != state.late_since:
+        yield "late_since", state.late_since, _late(state)
+    elif told.late_since is not None and not state.late and state.next_run != told.late_since:
+        yield "late_since", None, _no_longer_late(state, told.late_since)
+
+
+def _claim(told: JobAlert, field: str, new) -> bool:
+    claimed = JobAlert.objects.filter(job_id=told.job_id, **{field: getattr(told, field)}).update(
+        **{field: new, "changed_at": timezone.now()}
     )
-    if claimed:
-        return True
-    try:
-        with transaction.atomic():
-            JobAlert.objects.create(job_id=job_id, last_mailed_at=now)
-    except IntegrityError:
-        return False
-    return True
+    setattr(told, field, new)
+    return bool(claimed)
+
+
+def _failing(state: JobState, run) -> tuple[str, str]:
+    return (
+        f"Scheduled job {state.id} is failing",
+        f"The scheduled job {state.id} failed in its run for "
+        f"{run.run_time.isoformat()}:\n\n{run.exception or '(no error recorded)'}\n\n"
+        f"{run.traceback or ''}\n"
+        f"Run: {_admin_link('django_apscheduler_djangojobexecution_change', run.pk)}\n"
+        f"Job: {_admin_link('django_apscheduler_djangojob_change', state.id)}\n\n"
+        "You get one more mail when it succeeds again, none for each failure meanwhile.",
+    )
+
+
+def _recovered_from_failing(state: JobState) -> tuple[str, str]:
+    run = state.last_finished
+    outcome = (
+        f"Its run for {run.run_time.isoformat()} succeeded."
+        if run is not None
+        else "Its failed runs are no longer in the history."
+    )
+    return (
+        f"Scheduled job {state.id} recovered",
+        f"The scheduled job {state.id} is no longer failing. {outcome}\n\n"
+        f"Job: {_admin_link('django_apscheduler_djangojob_change', state.id)}",
+    )
+
+
+def _late(state: JobState) -> tuple[str, str]:
+    grace = int(state.declaration.misfire_grace.total_seconds())
+    return (
+        f"Scheduled job {state.id} is late",
+        f"The scheduled job {state.id} was due at {state.late_since.isoformat()} and has "
+        f"not run within its misfire grace of {grace} s. Is a scheduler running? "
+        "`python manage.py scheduler status` tells.\n\n"
+        f"Job: {_admin_link('django_apscheduler_djangojob_change', state.id)}\n\n"
+        "You get one more mail when it is back on time.",
+    )
+
+
+def _no_longer_late(state: JobState, was_due: datetime) -> tuple[str, str]:
+    now_what = (
+        f"Its next run is at {state.next_run.isoformat()}."
+        if state.next_run is not None
+        else "It is paused."
+    )
+    return (
+        f"Scheduled job {state.id} is on time again",
+        f"The scheduled job {state.id}, late for its fire of {was_due.isoformat()}, is no "
+        f"longer late. {now_what}\n\n"
+        f"Job: {_admin_link('django_apscheduler_djangojob_change', state.id)}",
+    )
+
+
+def _admin_link(url_name: str, pk) -> str:
+    path = reverse(f"admin:{url_name}", args=[pk])
+    if settings.SITE_URL:
+        return settings.SITE_URL.rstrip("/") + path
+    return f"{path} (set SITE_URL for a full link)"

@@ -93,7 +93,6 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         outcome["exception"] = error
         details = traceback.format_exc()
         history.finish_run(run, status=history.FAILED, error=error, traceback_text=details)
-        _report_failure(job_id, error, details)
         raise
     finally:
         if command_id is not None:
@@ -105,6 +104,7 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
             duration=time.monotonic() - started,
             **outcome,
         )
+        check_alerts([job_id])
         _drop_stale_connections()
 
 
@@ -115,12 +115,13 @@ def _drop_stale_connections() -> None:
         close_old_connections()
 
 
-def _report_failure(job_id: str, error: Exception, details: str) -> None:
+def check_alerts(job_ids: list[str] | None = None) -> None:
     try:
-        alerts.mail_failure(job_id, error, details)
+        alerts.check(job_ids)
     except Exception:
-        # A broken mail server must not hide the job's own error.
-        logger.exception("scheduler could not mail ADMINS about the failure of %s", job_id)
+        # A broken mail server or database must not hide the job's own outcome,
+        # nor stop the scheduler.
+        logger.exception("scheduler could not check or mail alerts")
 
 
 class FireTimeThreadExecutor(BaseExecutor):

@@ -19,6 +19,9 @@ from django.db.models.functions import Now
 
 from crm.scheduler.models import SchedulerLease
 
+# The one lease the schedulers of a deployment compete for.
+LEASE_NAME = "default"
+
 
 class DatabaseNow(Now):
     """The database server's clock. Django's `Now()` is CURRENT_TIMESTAMP, which

@@ -22,13 +22,16 @@ class SchedulerLease(models.Model):
 
 
 class JobAlert(models.Model):
-    """When ADMINS were last mailed about a failing job (for the mail cooldown)."""
+    """What ADMINS were last told about a job: failing since which run, late
+    for which fire (both empty: all well). See crm.scheduler.alerts."""
 
     job_id = models.CharField(primary_key=True, max_length=255)
-    last_mailed_at = models.DateTimeField()
+    failing_run_id = models.BigIntegerField(null=True, blank=True)
+    late_since = models.DateTimeField(null=True, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self):
-        return f"{self.job_id}: mailed {self.last_mailed_at:%Y-%m-%d %H:%M}"
+        return f"{self.job_id}: failing run {self.failing_run_id}, late since {self.late_since}"
 
 
 class RunDetail(models.Model):
@@ -97,7 +100,7 @@ class DisabledJob(models.Model):
     is false), so that enabling it again resumes it, while a job an operator
     paused stays paused."""
 
-    job_id = models.CharField(primary_key=True, max_length=191)
+    job_id = models.CharField(primary_key=True, max_length=255)
     since = models.DateTimeField(default=timezone.now)
 
     def __str__(self):

@@ -21,12 +21,11 @@ from crm.scheduler import commands, execution
 from crm.scheduler.declarations import declared_jobs
 from crm.scheduler.history import mark_interrupted_runs
 from crm.scheduler.jobstore import KeepingDjangoJobStore
-from crm.scheduler.lease import Lease
+from crm.scheduler.lease import LEASE_NAME, Lease
 from crm.scheduler.schedulers import SafeBackgroundScheduler
 from crm.scheduler.sync import sync_jobs
 
 logger = logging.getLogger("crm.scheduler")
-LEASE_NAME = "default"
 # APScheduler compares run times with `now` in its own zone; aware datetimes that
 # share a zone compare as wall clock, which is wrong in a repeated hour. In UTC
 # there is none. Each trigger carries its own zone (TIME_ZONE or per job).
@@ -49,6 +48,8 @@ class SchedulerRunner:
         self._retry_now = False
         self._thread = None
         self._waiting_logged = False
+        self._next_alert_check = 0.0
+        self._alert_check = None
 
     @property
     def active(self) -> bool:
@@ -110,6 +111,7 @@ class SchedulerRunner:
                 if self.scheduler is not None:
                     self._take_commands()
                     self.scheduler.wakeup()
+                self._check_alerts_now_and_then()
                 pause = max(0.0, next_attempt - time.monotonic())
                 self._nudge.wait(min(pause, self.store_poll) if self.active else pause)
                 self._nudge.clear()
@@ -133,6 +135,26 @@ class SchedulerRunner:
             connection.close()
         finally:
             close_old_connections()
+
+    def _check_alerts_now_and_then(self) -> None:
+        # In a thread of its own: a slow mail server must not delay the lease.
+        # Standbys check too: when no scheduler is active, jobs fall late.
+        if time.monotonic() < self._next_alert_check or (
+            self._alert_check is not None and self._alert_check.is_alive()
+        ):
+            return
+        self._next_alert_check = time.monotonic() + settings.SCHEDULER_ALERT_CHECK_SECONDS
+        self._alert_check = threading.Thread(
+            target=self._check_alerts, name="crm-scheduler-alerts", daemon=True
+        )
+        self._alert_check.start()
+
+    @staticmethod
+    def _check_alerts() -> None:
+        try:
+            execution.check_alerts()
+        finally:
+            connection.close()  # this thread's own; it ends here
 
     def _try_acquire(self) -> bool:
         try:

@@ -18,9 +18,8 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.scheduler import history
 from crm.scheduler.declarations import JobDeclaration, declared_jobs
-from crm.scheduler.lease import current_holder
+from crm.scheduler.lease import LEASE_NAME, current_holder
 from crm.scheduler.models import SchedulerLease
-from crm.scheduler.runner import LEASE_NAME
 
 FAILED_STATUSES = (history.FAILED, history.INTERRUPTED)
 NOT_RUN_STATUSES = (history.MISSED, history.SKIPPED)
