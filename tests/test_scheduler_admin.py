@@ -185,6 +185,19 @@ def test_an_execution_shows_its_error_and_traceback(admin_client):
     assert "ZeroDivisionError: the job broke" in page and "Traceback (most recent call)" in page
 
 
+def test_a_run_without_details_shows_dashes_not_none(admin_client):
+    bare = DjangoJobExecution.objects.create(
+        job_id="nightly", status=history.SUCCEEDED, run_time=NOW
+    )
+
+    page = admin_client.get(
+        reverse("admin:django_apscheduler_djangojobexecution_change", args=[bare.pk])
+    ).content.decode()
+
+    assert '<div class="readonly">-</div>' in page
+    assert '<div class="readonly">None</div>' not in page
+
+
 @pytest.mark.parametrize("url", [JOBS, RUNS])
 def test_the_scheduler_pages_take_under_ten_queries(
     admin_client, django_assert_max_num_queries, url

@@ -6,6 +6,7 @@ active scheduler (crm.scheduler.control) and the page returns at once.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_value
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.utils import timezone
@@ -307,6 +308,11 @@ class JobExecutionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def _shown(self, value):
+        # Read-only fields print a method's value as it is ("None", a raw
+        # datetime); the admin's own fields show "-" and a formatted date.
+        return display_for_value(value, self.get_empty_value_display())
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, execution):
         return status_badge(execution)
@@ -314,34 +320,34 @@ class JobExecutionAdmin(admin.ModelAdmin):
     @admin.display(description="Started")
     def started(self, execution):
         detail = detail_of(execution)
-        return timezone.localtime(detail.started_at) if detail else None
+        return self._shown(detail.started_at if detail else None)
 
     @admin.display(description="Late by")
     def lateness(self, execution):
         detail = detail_of(execution)
         if detail is None:
-            return None
+            return self._shown(None)
         seconds = (detail.started_at - execution.run_time).total_seconds()
         return f"{max(seconds, 0):.1f} s"
 
     @admin.display(description="Duration", ordering="duration")
     def duration_text(self, execution):
-        return f"{execution.duration} s" if execution.duration is not None else None
+        return self._shown(f"{execution.duration} s" if execution.duration is not None else None)
 
     @admin.display(description="Triggered by")
     def triggered_by(self, execution):
         detail = detail_of(execution)
-        return detail.triggered_by if detail else None
+        return self._shown(detail.triggered_by if detail else None)
 
     @admin.display(description="Process")
     def process(self, execution):
         detail = detail_of(execution)
-        return f"host {detail.host}, pid {detail.pid}" if detail else None
+        return self._shown(f"host {detail.host}, pid {detail.pid}" if detail else None)
 
     @admin.display(description="Result")
     def result(self, execution):
         detail = detail_of(execution)
-        return detail.result if detail and detail.result is not None else None
+        return self._shown(detail.result if detail else None)
 
     @admin.display(description="Error")
     def error(self, execution):
@@ -350,5 +356,5 @@ class JobExecutionAdmin(admin.ModelAdmin):
     @admin.display(description="Traceback")
     def traceback_text(self, execution):
         if not execution.traceback:
-            return None
+            return self._shown(None)
         return format_html('<pre style="white-space:pre-wrap">{}</pre>', execution.traceback)
