@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, Q, Value
 from django.utils import timezone
 
 from crm.models import Ticket, TicketEvent
@@ -240,71 +240,77 @@ def tickets_auto_close(
     *,
     resolved_before: datetime,
     reason: str,
-    batch_size: int = 2000,
+    batch_size: int = 5000,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> AutoCloseResult:
     """Close every ticket resolved before `resolved_before`, as the system, with
     one history row each.
 
-    In batches by id, each in one short transaction that locks its rows and
-    checks again that they are still due: a ticket reopened or changed while the
-    job runs is skipped, never closed over. Memory stays flat: only ids are
-    read, and the history rows are written by INSERT ... SELECT.
+    In batches, each a range of the (status, resolved_at) index written in one
+    short transaction: its rows locked, then the history rows and the closing
+    written by two statements over the same range and the same due condition,
+    so a ticket reopened or changed while the job runs is skipped, never closed
+    over. Memory stays flat: only a batch's keys are read.
     """
     due = Ticket.objects.filter(status=Status.RESOLVED, resolved_at__lt=resolved_before)
     if dry_run:
         return AutoCloseResult(closed=0, skipped=0, due=due.count())
     closed = skipped = 0
     after = Q()
-    # Keyset pages in the order of the partial index on resolved_at, so each
-    # page is a short index range; by id alone the database may scan them all.
-    while rows := list(
-        due.filter(after)
-        .order_by("resolved_at", "pk")
-        .values_list("resolved_at", "pk")[:batch_size]
-    ):
-        last_at, last_id = rows[-1]
-        after = Q(resolved_at__gt=last_at) | Q(resolved_at=last_at, pk__gt=last_id)
-        ids = [pk for _, pk in rows]
-        done = _close_batch(due, ids, reason)
-        closed, skipped = closed + done, skipped + len(ids) - done
+    # Keyset pages in index order, so each batch is a short index range; by id
+    # alone the database may scan them all. Only each page's last key is read.
+    in_order = due.order_by("resolved_at", "pk").values_list("resolved_at", "pk")
+    while True:
+        edge = in_order.filter(after)[batch_size - 1 : batch_size].first()
+        if edge is None:  # the last, partial page
+            batch = due.filter(after).order_by()
+            picked = batch.count()
+            if not picked:
+                break
+        else:
+            last_at, last_id = edge
+            upto = Q(resolved_at__lte=last_at) & ~Q(resolved_at=last_at, pk__gt=last_id)
+            batch, picked = due.filter(after, upto).order_by(), batch_size
+            # A plain range on resolved_at, which every database can walk in
+            # the index, less the ties already done.
+            after = Q(resolved_at__gte=last_at) & ~Q(resolved_at=last_at, pk__lte=last_id)
+        done = _close_batch(batch, reason)
+        closed, skipped = closed + done, skipped + picked - done
         if progress:
             progress(closed, skipped)
+        if edge is None:
+            break
     return AutoCloseResult(closed=closed, skipped=skipped)
 
 
-def _close_batch(due, ids: list[int], reason: str) -> int:
+def _close_batch(batch, reason: str) -> int:
+    """`batch` is the due condition and the range; evaluated again here, on
+    rows that cannot change until commit, what changed since drops out."""
     with transaction.atomic():
-        # The due condition again, on locked rows: what changed since the ids were read drops out.
-        locked = list(due.filter(pk__in=ids).select_for_update().values_list("pk", flat=True))
-        if not locked:
-            return 0
+        if connection.features.has_select_for_update:
+            list(batch.select_for_update().values_list("pk", flat=True))
+        # (SQLite has no row locks: the first write takes the database's write
+        # lock, so the two statements below see the same rows.)
         now = timezone.now()
-        _insert_close_events(locked, reason, now)
-        Ticket.objects.filter(pk__in=locked).update(
-            status=Status.CLOSED, closed_at=now, updated_at=now
-        )
-    return len(locked)
+        _insert_close_events(batch, reason, now)
+        return batch.update(status=Status.CLOSED, closed_at=now, updated_at=now)
 
 
-def _insert_close_events(ticket_ids: list[int], reason: str, when: datetime) -> None:
+def _insert_close_events(tickets, reason: str, when: datetime) -> None:
+    """INSERT ... SELECT: Django has no bulk insert from a query."""
+    values = {
+        "kind": Value(TicketEvent.Kind.STATUS),
+        "from_status": Value(Status.RESOLVED),
+        "to_status": Value(Status.CLOSED),
+        "reason": Value(reason),
+        "created_at": Value(when, output_field=DateTimeField()),
+    }
+    select = tickets.annotate(**{f"event_{name}": value for name, value in values.items()})
+    sql, params = select.values_list(
+        "pk", *[f"event_{name}" for name in values]
+    ).query.sql_with_params()
     quote = connection.ops.quote_name
-    event, ticket = TicketEvent._meta, Ticket._meta
-    columns = ["ticket_id", "kind", "from_status", "to_status", "reason", "created_at"]
-    created_at = event.get_field("created_at").get_db_prep_value(when, connection)
-    placeholders = ", ".join(["%s"] * len(ticket_ids))
+    columns = ", ".join(quote(column) for column in ["ticket_id", *values])
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(event.db_table)} ({', '.join(map(quote, columns))}) "
-            f"SELECT {quote('id')}, %s, %s, %s, %s, %s FROM {quote(ticket.db_table)} "
-            f"WHERE {quote('id')} IN ({placeholders})",
-            [
-                TicketEvent.Kind.STATUS,
-                Status.RESOLVED,
-                Status.CLOSED,
-                reason,
-                created_at,
-                *ticket_ids,
-            ],
-        )
+        cursor.execute(f"INSERT INTO {quote(TicketEvent._meta.db_table)} ({columns}) {sql}", params)

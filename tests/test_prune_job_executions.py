@@ -10,7 +10,7 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm import jobs
 from crm.scheduler import history
-from crm.scheduler.models import RunDetail
+from crm.scheduler.models import RunDetail, SchedulerCommand
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -109,3 +109,17 @@ def test_bad_arguments_are_one_line_errors(args, message):
     with pytest.raises(CommandError) as error:
         prune(*args)
     assert str(error.value) == message
+
+
+def test_a_command_that_asked_for_a_pruned_run_stays_on_record_without_it():
+    asked = run("nightly", 30)
+    run("nightly", 1)
+    command = SchedulerCommand.objects.create(
+        action="run", job_id="nightly", requested_by="ops", execution=asked
+    )
+
+    prune()
+
+    command.refresh_from_db()
+    assert command.execution is None and command.requested_by == "ops"
+    assert remaining() == [("nightly", 1)]

@@ -1,20 +1,18 @@
 """The scheduler's admin pages with a million executions in the history:
 still a handful of queries each, no COUNT(*) over the whole table."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import connection
 from django.urls import reverse
 from django_apscheduler.models import DjangoJob
 
+from benchmarks import data
 from crm.scheduler import history
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 ROWS = 1_000_000
-SECONDS_SINCE = {
-    "sqlite": "datetime('2026-01-01', '+' || i || ' seconds')",
-    "postgresql": "timestamp with time zone '2026-01-01 00:00:00+00' + i * interval '1 second'",
-    "mysql": "DATE_ADD('2026-01-01 00:00:00', INTERVAL i SECOND)",
-}
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +32,7 @@ def million_executions(django_db_setup, django_db_blocker):
 def insert_executions():
     for job_id in ("nightly", "heartbeat"):
         DjangoJob.objects.create(id=job_id, job_state=b"")
-    run_time = SECONDS_SINCE[connection.vendor]
-    with connection.cursor() as cursor:
-        if connection.vendor == "mysql":
-            cursor.execute("SET SESSION max_recursive_iterations = %s", [ROWS + 1])
-        cursor.execute(
-            "INSERT INTO django_apscheduler_djangojobexecution "
-            "(job_id, status, run_time, duration, finished) "
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
-            f"SELECT CASE WHEN i %% 2 = 0 THEN 'nightly' ELSE 'heartbeat' END, "
-            f"CASE WHEN i %% 10 = 1 THEN %s ELSE %s END, {run_time}, 1.5, 0 FROM n",
-            [ROWS, history.FAILED, history.SUCCEEDED],
-        )
+    data.insert_executions(ROWS, ["nightly", "heartbeat"], datetime(2026, 1, 1, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from django.db.models import OuterRef, Subquery
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.scheduler.history import RUNNING
+from crm.scheduler.models import RunDetail, SchedulerCommand
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class PruneResult:
 
 
 def prune_executions(
-    *, older_than: datetime, batch_size: int = 2000, dry_run: bool = False, progress=None
+    *, older_than: datetime, batch_size: int = 5000, dry_run: bool = False, progress=None
 ) -> PruneResult:
     """Delete executions scheduled before `older_than`, except each job's most
     recent one and any still running."""
@@ -46,18 +47,26 @@ def prune_executions(
     doomed = old.exclude(status=RUNNING).exclude(pk__in=latest_ids)
     if dry_run:
         return PruneResult(doomed.count(), kept_latest, kept_running)
-    deleted, last_id = 0, 0
-    while ids := list(
-        doomed.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:batch_size]
-    ):
-        last_id = ids[-1]
-        with transaction.atomic():
-            # Deleting through the ORM also removes each run's RunDetail.
-            deleted += (
-                DjangoJobExecution.objects.filter(pk__in=ids)
-                .delete()[1]
-                .get(DjangoJobExecution._meta.label, 0)
-            )
+    deleted, after = 0, 0
+    in_order = doomed.order_by("pk").values_list("pk", flat=True)
+    while True:
+        # Each batch is a range of ids, deleted by statements over that range:
+        # only its last id is read.
+        edge = in_order.filter(pk__gt=after)[batch_size - 1 : batch_size].first()
+        batch = doomed.filter(pk__gt=after, **({} if edge is None else {"pk__lte": edge}))
+        deleted += _delete(batch.order_by())
         if progress:
             progress(deleted)
+        if edge is None:
+            break
+        after = edge
     return PruneResult(deleted, kept_latest, kept_running)
+
+
+def _delete(executions) -> int:
+    with transaction.atomic():
+        RunDetail.objects.filter(execution__in=executions).delete()
+        SchedulerCommand.objects.filter(execution__in=executions).update(execution=None)
+        # What QuerySet.delete() ends with once related rows are dealt with;
+        # without it, Django would load every row of the batch first.
+        return executions._raw_delete(executions.db)

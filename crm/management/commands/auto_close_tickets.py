@@ -23,7 +23,7 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Count the tickets; change nothing."
         )
         parser.add_argument(
-            "--batch-size", type=int, default=2000, help="Tickets per transaction (default 2000)."
+            "--batch-size", type=int, default=5000, help="Tickets per transaction (default 5000)."
         )
 
     def handle(self, *args, hours, dry_run, batch_size, verbosity, **options):

@@ -23,7 +23,7 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Count what would go; delete nothing."
         )
         parser.add_argument(
-            "--batch-size", type=int, default=2000, help="Rows per DELETE (default 2000)."
+            "--batch-size", type=int, default=5000, help="Rows per transaction (default 5000)."
         )
 
     def handle(self, *args, days, dry_run, batch_size, **options):

@@ -1,0 +1,62 @@
+"""Large tables written fast: one INSERT ... SELECT over a recursive CTE counting
+1..n, on SQLite, PostgreSQL and MariaDB alike."""
+
+from datetime import datetime
+
+from django.db import connection
+
+from crm.models import Ticket
+from crm.scheduler import history
+
+# The timestamp `i` seconds after the parameter.
+SECONDS_AFTER = {
+    "sqlite": "datetime(%s, '+' || i || ' seconds')",
+    "postgresql": "CAST(%s AS timestamp with time zone) + i * interval '1 second'",
+    "mysql": "DATE_ADD(%s, INTERVAL i SECOND)",
+}
+
+
+def _counting(rows: int, select: str, params: list, insert_into: str) -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            cursor.execute("SET SESSION max_recursive_iterations = %s", [rows + 1])
+        cursor.execute(
+            f"INSERT INTO {insert_into} "
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
+            f"{select} FROM n",
+            [rows, *params],
+        )
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def insert_tickets(total: int, due: int, resolved_from: datetime) -> None:
+    """`total` tickets, every (total // due)-th of them resolved (one second
+    apart from `resolved_from`), the others open."""
+    step = total // due
+    at = SECONDS_AFTER[connection.vendor]
+    _counting(
+        total,
+        "SELECT 'Benchmark ticket', '', 'Requester', 'requester@example.com', "
+        f"CASE WHEN i %% {step} = 0 THEN 'resolved' ELSE 'open' END, {Ticket.Priority.NORMAL}, "
+        f"{at}, {at}, CASE WHEN i %% {step} = 0 THEN {at} END",
+        [_timestamp(resolved_from)] * 3,
+        "crm_ticket (title, description, requester_name, requester_email, status, priority, "
+        "created_at, updated_at, resolved_at)",
+    )
+
+
+def insert_executions(rows: int, job_ids: list[str], run_from: datetime) -> None:
+    """`rows` finished runs, one second apart from `run_from`, spread over
+    `job_ids` (which must be stored jobs); every tenth failed."""
+    at = SECONDS_AFTER[connection.vendor]
+    cases = " ".join(f"WHEN {n} THEN '{job_id}'" for n, job_id in enumerate(job_ids))
+    _counting(
+        rows,
+        f"SELECT CASE i %% {len(job_ids)} {cases} END, "
+        f"CASE WHEN i %% 10 = 1 THEN %s ELSE %s END, {at}, 1.5, 0",
+        [history.FAILED, history.SUCCEEDED, _timestamp(run_from)],
+        "django_apscheduler_djangojobexecution (job_id, status, run_time, duration, finished)",
+    )
