@@ -115,7 +115,8 @@ try:
     )
     SECURE_HSTS_PRELOAD = env.boolean("SECURE_HSTS_PRELOAD", default=False)
     if env.boolean("USE_X_FORWARDED_PROTO", default=False):
-        # Behind a proxy that terminates TLS (Apache or nginx in front of Passenger).
+        # Behind a reverse proxy that terminates TLS (nginx in front of gunicorn);
+        # Passenger needs none of this.
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 except ConfigurationError as error:
     exit_on_configuration_error(error)
