@@ -50,11 +50,18 @@ run_context = {"current": RunContext()}
 def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: int | None = None):
     """Run a declared job once and record the run. Returns what the job returned;
     raises what it raised (after recording it). A fire that already has a
-    history row is not run again."""
+    history row is not run again, nor anything once this process may have
+    lost the lease (both return None)."""
     from crm.scheduler.declarations import declared_jobs
 
     if not lease_guard["check"]():
-        raise LeaseLost(f"Job {job_id} not run: this process may no longer hold the lease.")
+        # Expected when a scheduler stops or loses its lease as a fire falls
+        # due: the next active scheduler runs it. A warning, not an error.
+        refused = LeaseLost(f"Job {job_id} not run: this process may no longer hold the lease.")
+        logger.warning("%s The next active scheduler runs it.", refused)
+        if command_id is not None:
+            commands.finish(command_id, None, "failed", refused)
+        return None
     declaration = declared_jobs().get(job_id)
     if declaration is None:
         raise LookupError(f"Job {job_id} is in the job store but no longer declared.")
