@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.db.models import DateTimeField, Q, Value
 from django.utils import timezone
 
+from crm.batching import BatchSize
 from crm.models import Ticket, TicketEvent
 
 Status = Ticket.Status
@@ -240,7 +241,7 @@ def tickets_auto_close(
     *,
     resolved_before: datetime,
     reason: str,
-    batch_size: int = 5000,
+    batch_size: int | None = None,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> AutoCloseResult:
@@ -261,8 +262,9 @@ def tickets_auto_close(
     # Keyset pages in index order, so each batch is a short index range; by id
     # alone the database may scan them all. Only each page's last key is read.
     in_order = due.order_by("resolved_at", "pk").values_list("resolved_at", "pk")
+    size = BatchSize(batch_size or 5000, fixed=batch_size is not None)
     while True:
-        edge = in_order.filter(after)[batch_size - 1 : batch_size].first()
+        edge = in_order.filter(after)[size.current - 1 : size.current].first()
         if edge is None:  # the last, partial page
             batch = due.filter(after).order_by()
             picked = batch.count()
@@ -271,11 +273,12 @@ def tickets_auto_close(
         else:
             last_at, last_id = edge
             upto = Q(resolved_at__lte=last_at) & ~Q(resolved_at=last_at, pk__gt=last_id)
-            batch, picked = due.filter(after, upto).order_by(), batch_size
+            batch, picked = due.filter(after, upto).order_by(), size.current
             # A plain range on resolved_at, which every database can walk in
             # the index, less the ties already done.
             after = Q(resolved_at__gte=last_at) & ~Q(resolved_at=last_at, pk__lte=last_id)
-        done = _close_batch(batch, reason)
+        with size.timing():
+            done = _close_batch(batch, reason)
         closed, skipped = closed + done, skipped + picked - done
         if progress:
             progress(closed, skipped)

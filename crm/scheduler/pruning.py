@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
+from crm.batching import BatchSize
 from crm.scheduler.history import RUNNING
 from crm.scheduler.models import RunDetail, SchedulerCommand
 
@@ -26,7 +27,7 @@ class PruneResult:
 
 
 def prune_executions(
-    *, older_than: datetime, batch_size: int = 5000, dry_run: bool = False, progress=None
+    *, older_than: datetime, batch_size: int | None = None, dry_run: bool = False, progress=None
 ) -> PruneResult:
     """Delete executions scheduled before `older_than`, except each job's most
     recent one and any still running."""
@@ -49,12 +50,14 @@ def prune_executions(
         return PruneResult(doomed.count(), kept_latest, kept_running)
     deleted, after = 0, 0
     in_order = doomed.order_by("pk").values_list("pk", flat=True)
+    size = BatchSize(batch_size or 5000, fixed=batch_size is not None)
     while True:
         # Each batch is a range of ids, deleted by statements over that range:
         # only its last id is read.
-        edge = in_order.filter(pk__gt=after)[batch_size - 1 : batch_size].first()
+        edge = in_order.filter(pk__gt=after)[size.current - 1 : size.current].first()
         batch = doomed.filter(pk__gt=after, **({} if edge is None else {"pk__lte": edge}))
-        deleted += _delete(batch.order_by())
+        with size.timing():
+            deleted += _delete(batch.order_by())
         if progress:
             progress(deleted)
         if edge is None:

@@ -23,14 +23,16 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Count the tickets; change nothing."
         )
         parser.add_argument(
-            "--batch-size", type=int, default=5000, help="Tickets per transaction (default 5000)."
+            "--batch-size",
+            type=int,
+            help="Tickets per transaction (default: sized so each takes about 0.4 s).",
         )
 
     def handle(self, *args, hours, dry_run, batch_size, verbosity, **options):
         hours = settings.AUTO_CLOSE_AFTER_HOURS if hours is None else hours
         if hours < 1:
             raise CommandError(f"--hours must be 1 or more, not {hours}.")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise CommandError(f"--batch-size must be 1 or more, not {batch_size}.")
 
         def progress(closed, skipped):

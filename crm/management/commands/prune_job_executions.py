@@ -23,14 +23,16 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Count what would go; delete nothing."
         )
         parser.add_argument(
-            "--batch-size", type=int, default=5000, help="Rows per transaction (default 5000)."
+            "--batch-size",
+            type=int,
+            help="Rows per transaction (default: sized so each takes about 0.4 s).",
         )
 
     def handle(self, *args, days, dry_run, batch_size, **options):
         days = settings.EXECUTION_RETENTION_DAYS if days is None else days
         if days < 1:
             raise CommandError(f"--days must be 1 or more, not {days}.")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise CommandError(f"--batch-size must be 1 or more, not {batch_size}.")
         result = prune_executions(
             older_than=timezone.now() - timedelta(days=days),
