@@ -149,6 +149,23 @@ INSTALLED_APPS = [
     "crm",
 ]
 
+# django-prodserver, when installed: `manage.py server web` and
+# `manage.py worker scheduler` (deploy/README.md). Before crm, whose `worker`
+# command only says how to install it.
+try:
+    import django_prodserver  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("crm"), "django_prodserver")
+    PRODUCTION_PROCESSES = {
+        "web": {
+            "BACKEND": "django_prodserver.backends.servers.gunicorn.GunicornServer",
+            "ARGS": {"config": str(BASE_DIR / "deploy" / "gunicorn.conf.py")},
+        },
+        "scheduler": {"BACKEND": "crm.prodserver.SchedulerWorker"},
+    }
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
