@@ -59,7 +59,7 @@ def artifacts() -> Path:
 
 
 @pytest.fixture
-def open_admin(request, live_server, artifacts, monkeypatch):
+def open_admin(request, live_server, artifacts, monkeypatch, tmp_path):
     """Starts headless Chromium from Debian's packages (nothing is downloaded) on
     the live server's admin. Called from the test, so that a missing browser
     fails the test rather than erroring its setup."""
@@ -81,7 +81,9 @@ def open_admin(request, live_server, artifacts, monkeypatch):
                          "--disable-background-networking", "--window-size=1920,1080"):  # fmt: skip
             options.add_argument(argument)
         try:
-            driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+            # Chromium leaves profile and crash folders in TMPDIR: keep them in the test's.
+            service = Service(str(CHROMEDRIVER), env={**os.environ, "TMPDIR": str(tmp_path)})
+            driver = webdriver.Chrome(service=service, options=options)
         except WebDriverException as error:
             pytest.fail(f"Chromium did not start ({CHROMEDRIVER}): {error.msg}", pytrace=False)
         request.addfinalizer(lambda: close(driver))
