@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
@@ -89,6 +90,10 @@ class SchedulerRunner:
     def _keep_lease(self) -> None:
         from crm.scheduler.checks import declaration_errors
 
+        # Started from CrmConfig.ready(): let Django finish loading the apps
+        # after crm before touching the database.
+        while not apps.ready and not self._stopping.wait(0.05):
+            pass
         errors = declaration_errors()
         if errors:
             logger.error(
