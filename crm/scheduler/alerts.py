@@ -28,7 +28,7 @@ def check(job_ids: list[str] | None = None, now: datetime | None = None) -> list
     returns the subjects of the mails sent."""
     if not settings.ADMINS:
         return []
-    states = [state for state in job_states(now) if job_ids is None or state.id in job_ids]
+    states = job_states(now, job_ids=job_ids)
     told = _alert_rows([state.id for state in states])
     sent = []
     for state in states:

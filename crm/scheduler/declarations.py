@@ -105,6 +105,17 @@ def declared_jobs() -> dict[str, JobDeclaration]:
     return {job.id: job for job in jobs}
 
 
+def declared_job(job_id: str) -> JobDeclaration | None:
+    """One declaration, without building all of them (looked up at every fire)."""
+    for job in builtin_jobs():
+        if job.id == job_id:
+            return job
+    for extra in getattr(settings, "SCHEDULER_JOBS", []):
+        if extra.get("id") == job_id:
+            return JobDeclaration(**extra)
+    return None
+
+
 def _duration_words(seconds: float) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:

@@ -52,7 +52,7 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
     raises what it raised (after recording it). A fire that already has a
     history row is not run again, nor anything once this process may have
     lost the lease (both return None)."""
-    from crm.scheduler.declarations import declared_jobs
+    from crm.scheduler.declarations import declared_job
 
     if not lease_guard["check"]():
         # Expected when a scheduler stops or loses its lease as a fire falls
@@ -62,7 +62,7 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         if command_id is not None:
             commands.finish(command_id, None, "failed", refused)
         return None
-    declaration = declared_jobs().get(job_id)
+    declaration = declared_job(job_id)
     if declaration is None:
         raise LookupError(f"Job {job_id} is in the job store but no longer declared.")
     func = import_string(declaration.func)

@@ -98,14 +98,21 @@ def active_scheduler(now: datetime | None = None) -> ActiveScheduler | None:
     )
 
 
-def job_states(now: datetime | None = None, recent_runs: int = 0) -> list[JobState]:
+def job_states(
+    now: datetime | None = None, recent_runs: int = 0, job_ids: list[str] | None = None
+) -> list[JobState]:
     """Every declared or stored job, declared ones first in declaration order.
-    With `recent_runs`, each state carries that many of its latest fires.
+    With `recent_runs`, each state carries that many of its latest fires;
+    with `job_ids`, only those jobs.
     Two queries whatever the history's size: each is an index lookup per job
     on the unique (job, run_time) index."""
     now = now or timezone.now()
     declared = declared_jobs()
-    stored = {job["id"]: job for job in _stored_jobs(recent_runs)}
+    stored_jobs = _stored_jobs(recent_runs)
+    if job_ids is not None:
+        declared = {job_id: job for job_id, job in declared.items() if job_id in job_ids}
+        stored_jobs = stored_jobs.filter(id__in=job_ids)
+    stored = {job["id"]: job for job in stored_jobs}
     executions = _executions(stored.values())
     states = []
     for job_id in [*declared, *sorted(set(stored) - set(declared))]:
