@@ -127,6 +127,18 @@ def test_it_filters_by_status(admin_client):
     assert "?status__exact=pending" in open_only.content.decode()
 
 
+def test_the_list_never_counts_the_whole_table(admin_client, django_assert_max_num_queries):
+    for number in range(3):
+        make(title=f"Ticket {number}")
+
+    with django_assert_max_num_queries(12) as captured:
+        response = admin_client.get(changelist_url(), {"status__exact": "new"})
+
+    assert len(titles(response)) == 3
+    counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
+
+
 def test_it_offers_a_date_hierarchy_by_creation_date(admin_client):
     with time_machine.travel(datetime(2024, 6, 1, 12, tzinfo=UTC)):
         make(title="Last year")

@@ -8,13 +8,12 @@ active scheduler (crm.scheduler.control) and the page returns at once.
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_value
 from django.contrib.admin.views.main import ChangeList
-from django.core.paginator import Paginator
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
+from crm.paginators import BoundedCountPaginator
 from crm.scheduler import control, history, status
 from crm.scheduler.history import detail_of
 
@@ -238,17 +237,6 @@ def run_chart(runs, width=6, gap=2, height=24):
             bars,
         ),
     )
-
-
-class BoundedCountPaginator(Paginator):
-    """Counts at most LIMIT rows, so a page of a million-row history does not
-    cost a COUNT(*) over the whole table; beyond that the last page is LIMIT."""
-
-    LIMIT = 10_000
-
-    @cached_property
-    def count(self):
-        return self.object_list[: self.LIMIT].count()
 
 
 class StatusFilter(admin.SimpleListFilter):
