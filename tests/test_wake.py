@@ -77,11 +77,12 @@ def test_it_reports_the_active_scheduler_when_one_is(client):
 @pytest.mark.django_db(transaction=True)
 def test_it_makes_this_process_take_a_lease_left_free_at_once(client, settings):
     # Another process held the lease and died; its lease has just expired.
-    # This process's standby would look again only in 5 s: the wake makes it now.
+    # This process's standby would look again only in 30 s: the wake makes it now.
     settings.SCHEDULER_LEASE_SECONDS = 30
     gone = Lease(LEASE_NAME, timedelta(seconds=1), Holder("gone:1:x", "gone", 1))
     assert gone.acquire()
     runner = SchedulerRunner()
+    runner.standby_poll = 30
     runner.start()
     startup._runner = runner
     try:

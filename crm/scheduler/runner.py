@@ -40,7 +40,8 @@ class SchedulerRunner:
         # The active scheduler re-reads the job store this often.
         # Also how often it takes commands (run now, pause, ...) from other processes.
         self.store_poll = min(1.0, self.renew_every)
-        self.standby_poll = min(5.0, self.renew_every)
+        # A standby notices a lease given up on a clean stop within this.
+        self.standby_poll = min(1.0, self.renew_every)
         self.shutdown_wait = settings.SCHEDULER_SHUTDOWN_WAIT_SECONDS
         self.lease = Lease(LEASE_NAME, self.lease_duration)
         self.scheduler = None
