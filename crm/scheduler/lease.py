@@ -71,9 +71,10 @@ class Lease:
             self._row_exists = True
         mine = Q(holder=self.holder.token)
         claimable = Q(holder="") | Q(expires_at__isnull=True) | Q(expires_at__lt=DatabaseNow())
-        if not self.renewed_at and not SchedulerLease.objects.filter(
-            mine | claimable, name=self.name
-        ).exists():
+        if (
+            not self.renewed_at
+            and not SchedulerLease.objects.filter(mine | claimable, name=self.name).exists()
+        ):
             # Someone else holds it: a read, so that standbys polling often
             # never take a write lock (SQLite has one for the whole database).
             return False
