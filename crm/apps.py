@@ -10,6 +10,7 @@ class CrmConfig(AppConfig):
         # No database access here: the lease is taken in a background thread.
         from django.db.models.signals import post_migrate
 
+        from crm import settings_checks  # noqa: F401  (registers the system checks)
         from crm.scheduler import checks  # noqa: F401  (registers the system checks)
         from crm.scheduler.permissions import create_job_permissions
         from crm.scheduler.startup import start_if_wanted

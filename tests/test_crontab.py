@@ -22,6 +22,7 @@ cron(8) we follow cron(8), and each case has its own test below:
 import contextlib
 import pickle
 import random
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -35,7 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from cronsim import CronSim
 
-from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger, parse
+from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger, parse, quoted
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata"]
 # Instants (UTC) at which each zone changes its clocks in 2026; zones without
@@ -409,6 +410,60 @@ def test_it_raises_only_cron_syntax_errors_on_garbage():
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
         with contextlib.suppress(CronSyntaxError):
             parse(text)
+
+
+@pytest.mark.parametrize(
+    ("expression", "field"),
+    [
+        ("1" * 5000 + " * * * *", "minute"),
+        ("0 " + "2" * 5000 + " * * *", "hour"),
+        ("0 0 1-" + "3" * 5000 + " * *", "day-of-month"),
+        ("0 0 * " + "1" * 4400 + ",2 *", "month"),
+        ("*/" + "9" * 5000 + " * * * *", "minute"),
+        ("0 0 * * 1-5/" + "1" * 5000, "day-of-week"),
+        ("00001 * * * *", "minute"),
+    ],
+    ids=["minute", "hour", "range-end", "list-item", "step", "range-step", "leading-zeros"],
+)
+def test_it_refuses_numbers_of_more_than_4_digits_as_malformed(expression, field):
+    # int() refuses more than 4300 digits with a plain ValueError.
+    with pytest.raises(CronSyntaxError) as error:
+        parse(expression)
+
+    assert str(error.value).startswith(f"{field} field '")
+    assert re.search(r"': has a number of [0-9]+ digits; use at most 4$", str(error.value))
+
+
+def test_it_reads_numbers_of_up_to_4_digits_with_leading_zeros():
+    expression = parse("0059 0023 0031 0012 0007")
+
+    assert (expression.minutes, expression.hours) == ((59,), (23,))
+    assert (expression.days, expression.months, expression.weekdays) == ({31}, {12}, {0})
+
+
+def test_its_errors_quote_at_most_80_characters_of_the_expression():
+    field = "1,2," * 1000 + "x"
+    with pytest.raises(CronSyntaxError) as error:
+        parse(f"{field} * * * *")
+
+    message = str(error.value)
+    quotes = message.split("'")[1::2]
+    assert quotes == [field[:79] + "\u2026", "x"]
+    assert message == f"minute field '{field[:79]}\u2026': 'x' is not a number"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0 2 * * *", "'0 2 * * *'"),
+        ("x" * 80, repr("x" * 80)),
+        ("x" * 81, "'" + "x" * 79 + "\u2026'"),
+        (["a"] * 100, "[" + "'a', " * 15 + "'a'\u2026"),
+        pytest.param(10**5000, "an int too long to show", id="an-int-of-5000-digits"),
+    ],
+)
+def test_quoted_cuts_what_it_quotes_to_80_characters(value, shown):
+    assert quoted(value) == shown
 
 
 def test_it_finds_rare_days_quickly():

@@ -145,7 +145,7 @@ def deploy_app(app: Path, venv: Path, database_url: str) -> dict[str, str]:
     (app / ".venv").symlink_to(venv)
     for directory in ("tmp", "public", "logs"):
         (app / directory).mkdir()
-    tokens = {"SCHEDULER_WAKE_TOKEN": secrets.token_urlsafe(20)}
+    tokens = {"SCHEDULER_WAKE_TOKEN": secrets.token_urlsafe(32)}
     settings = {
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),

@@ -363,3 +363,19 @@ def test_preview_prints_the_next_fire_times_in_iso_8601():
 )
 def test_preview_explains_bad_input(args, message):
     assert message in str(fails(*args))
+
+
+def test_preview_blames_the_expression_not_the_time_zone_for_a_number_of_thousands_of_digits():
+    error = str(fails("preview", "1" * 5000 + " * * * *", "--tz", "Europe/Berlin"))
+
+    assert error.startswith("Cron expression '111")
+    assert "minute field" in error and "a number of 5000 digits; use at most 4" in error
+    assert "--tz" not in error
+    assert max(len(quote) for quote in error.split("'")[1::2]) <= 80
+
+
+def test_preview_blames_the_time_zone_only_when_it_is_unknown():
+    error = str(fails("preview", "0 2 * * *", "--tz", "Europe/" + "x" * 500))
+
+    assert error.startswith("--tz 'Europe/xxx") and "is not a known time zone" in error
+    assert len(error) < 200

@@ -22,6 +22,7 @@ def token(settings):
     settings.SCHEDULER_WAKE_TOKEN = "wake-up"
     settings.SCHEDULER_JOBS = []
     views._last_wake["at"] = float("-inf")
+    views._failed_wakes.clear()
 
 
 def test_it_is_a_404_when_no_token_is_configured(client, settings):
@@ -35,6 +36,42 @@ def test_it_is_a_404_when_no_token_is_configured(client, settings):
 )
 def test_a_missing_or_wrong_token_is_a_403(client, headers):
     assert client.post(URL, headers=headers).status_code == 403
+
+
+WRONG = {"Authorization": "Bearer wake-upp"}
+
+
+def test_after_5_wrong_tokens_in_a_minute_further_ones_are_a_429(client):
+    answers = [client.post(URL, headers=WRONG).status_code for _ in range(5)]
+
+    limited = [client.post(URL, headers=WRONG), client.post(URL)]
+
+    assert answers == [403] * 5
+    assert [response.status_code for response in limited] == [429, 429]
+    assert "too many wrong or missing bearer tokens" in limited[0].json()["error"]
+    assert 1 <= int(limited[0]["Retry-After"]) <= views.FAILED_WAKES_WINDOW_SECONDS
+
+
+def test_the_right_token_still_wakes_while_wrong_ones_are_limited(client, monkeypatch):
+    monkeypatch.setattr(startup, "_runner", None)
+    for _ in range(10):
+        client.post(URL, headers=WRONG)
+    assert client.post(URL, headers=WRONG).status_code == 429
+
+    response = client.post(URL, headers=BEARER)
+
+    assert response.status_code == 503 and "ENABLE_SCHEDULER=0" in response.json()["reason"]
+
+
+def test_wrong_tokens_are_a_403_again_once_the_window_has_passed(client, monkeypatch):
+    monkeypatch.setattr(views, "FAILED_WAKES_WINDOW_SECONDS", 0.5)
+    for _ in range(5):
+        client.post(URL, headers=WRONG)
+    assert client.post(URL, headers=WRONG).status_code == 429
+
+    time.sleep(0.6)
+
+    assert client.post(URL, headers=WRONG).status_code == 403
 
 
 def test_it_answers_post_only(client):

@@ -3,6 +3,7 @@
 With any of these errors the scheduler does not start; the web app still serves.
 """
 
+import re
 import zoneinfo
 from dataclasses import fields
 
@@ -10,9 +11,15 @@ from django.conf import settings
 from django.core.checks import Error, register
 from django.utils.module_loading import import_string
 
+from crm.scheduler.crontab import QUOTE_LIMIT, CronSyntaxError, parse, quoted, shortened
 from crm.scheduler.declarations import BUILTIN_SETTINGS, JobDeclaration, builtin_jobs
 
 DECLARATION_FIELDS = {f.name for f in fields(JobDeclaration)}
+# Letters, digits and _ - . only: the product keeps keys with ':' (such as
+# "scheduler:stalled") for itself, next to the job ids.
+JOB_ID = re.compile(r"[A-Za-z0-9_.-]+")
+JOB_ID_MAX_LENGTH = 255  # django_apscheduler's DjangoJob.id column
+MIN_INTERVAL_SECONDS = 1
 
 
 @register("crm")
@@ -28,19 +35,43 @@ def declaration_errors() -> list[Error]:
         errors += entry_errors
         if declaration is None:
             continue
-        if declaration.id in seen:
-            errors.append(
-                _error(
-                    "E002", declaration.id, "id", "is declared twice", "Give each job its own id."
-                )
-            )
-        seen.add(declaration.id)
+        errors += _id_errors(declaration.id, seen)
         errors += _function_errors(declaration) + _trigger_errors(declaration)
     return errors
 
 
 def _error(code, job_id, field_name, problem, fix) -> Error:
-    return Error(f"Job {job_id!r}: {field_name} {problem}.", hint=fix, id=f"crm.{code}")
+    return Error(f"Job {quoted(job_id)}: {field_name} {problem}.", hint=fix, id=f"crm.{code}")
+
+
+def _id_errors(job_id, seen: set[str]) -> list[Error]:
+    if not isinstance(job_id, str):
+        return [_bad_id(job_id, f"must be text, not {type(job_id).__name__}")]
+    errors = []
+    if not JOB_ID.fullmatch(job_id):
+        errors.append(_bad_id(job_id, "may hold only letters, digits, '_', '-' and '.'"))
+    if len(job_id) > JOB_ID_MAX_LENGTH:
+        errors.append(
+            _error(
+                "E012",
+                job_id,
+                "id",
+                f"is {len(job_id)} characters long; the job store keeps at most "
+                f"{JOB_ID_MAX_LENGTH}",
+                f"Use an id of {JOB_ID_MAX_LENGTH} characters or fewer.",
+            )
+        )
+    if job_id in seen:
+        errors.append(
+            _error("E002", job_id, "id", "is declared twice", "Give each job its own id.")
+        )
+    seen.add(job_id)
+    return errors
+
+
+def _bad_id(job_id, problem) -> Error:
+    fix = 'Name the job with letters, digits, "_", "-" and ".", e.g. "billing.nightly_sync".'
+    return _error("E011", job_id, "id", problem, fix)
 
 
 def _as_declaration(entry, position):
@@ -72,16 +103,21 @@ def _as_declaration(entry, position):
 
 
 def _function_errors(declaration) -> list[Error]:
+    fix = "Give the dotted path of a function, e.g. crm.jobs.auto_close_resolved_tickets."
+    if not isinstance(declaration.func, str):
+        return [_error("E003", declaration.id, "func", f"is {quoted(declaration.func)}", fix)]
     try:
         func = import_string(declaration.func)
     except ImportError as error:
+        # The error repeats the path, or names a module the function's module imports.
+        because = shortened(str(error), limit=2 * QUOTE_LIMIT)
         return [
             _error(
                 "E003",
                 declaration.id,
                 "func",
-                f"{declaration.func!r} cannot be imported ({error})",
-                "Give the dotted path of a function, e.g. crm.jobs.auto_close_resolved_tickets.",
+                f"{quoted(declaration.func)} cannot be imported ({because})",
+                fix,
             )
         ]
     if not callable(func):
@@ -90,7 +126,7 @@ def _function_errors(declaration) -> list[Error]:
                 "E004",
                 declaration.id,
                 "func",
-                f"{declaration.func!r} is not callable",
+                f"{quoted(declaration.func)} is not callable",
                 "Point func at a function.",
             )
         ]
@@ -110,19 +146,9 @@ def _trigger_errors(declaration) -> list[Error]:
                 'Set cron="0 2 * * *" or interval_seconds=60.',
             )
         )
-    if has_interval and not _positive_number(declaration.interval_seconds):
-        errors.append(
-            _error(
-                "E008",
-                declaration.id,
-                "interval_seconds",
-                f"is {declaration.interval_seconds!r}",
-                "Use a number of seconds greater than 0.",
-            )
-        )
+    if has_interval:
+        errors += _interval_errors(declaration)
     if has_cron:
-        from crm.scheduler.crontab import CronSyntaxError, parse
-
         try:
             parse(declaration.cron)
         except CronSyntaxError as error:
@@ -133,7 +159,7 @@ def _trigger_errors(declaration) -> list[Error]:
                     "E006",
                     declaration.id,
                     "cron",
-                    f"{declaration.cron!r} is malformed: {error}",
+                    f"{quoted(declaration.cron)} is malformed: {error}",
                     f"{where} 5 fields: minute hour day-of-month month day-of-week, "
                     'e.g. "0 2 * * *" for 02:00 every day.',
                 )
@@ -141,13 +167,13 @@ def _trigger_errors(declaration) -> list[Error]:
     if declaration.timezone is not None:
         try:
             zoneinfo.ZoneInfo(declaration.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
             errors.append(
                 _error(
                     "E007",
                     declaration.id,
                     "timezone",
-                    f"{declaration.timezone!r} is not a known time zone",
+                    f"{quoted(declaration.timezone)} is not a known time zone",
                     "Use an IANA name such as Europe/Warsaw, or leave it out to use TIME_ZONE.",
                 )
             )
@@ -157,11 +183,23 @@ def _trigger_errors(declaration) -> list[Error]:
                 "E009",
                 declaration.id,
                 "misfire_grace_seconds",
-                f"is {declaration.misfire_grace_seconds!r}",
+                f"is {quoted(declaration.misfire_grace_seconds)}",
                 "Use a whole number of seconds greater than 0.",
             )
         )
     return errors
+
+
+def _interval_errors(declaration) -> list[Error]:
+    seconds = declaration.interval_seconds
+    fix = f"Use a number of seconds, {MIN_INTERVAL_SECONDS} or more."
+    if not _positive_number(seconds):
+        return [_error("E008", declaration.id, "interval_seconds", f"is {quoted(seconds)}", fix)]
+    if seconds < MIN_INTERVAL_SECONDS:
+        # Each run takes database queries and a row in the run history.
+        problem = f"is {quoted(seconds)}, below the floor of {MIN_INTERVAL_SECONDS} second"
+        return [_error("E010", declaration.id, "interval_seconds", problem, fix)]
+    return []
 
 
 def _positive_number(value) -> bool:

@@ -47,13 +47,31 @@ FORMAT_HELP = (
 ONE_MINUTE = timedelta(minutes=1)
 ONE_DAY = timedelta(days=1)
 NUMBER = re.compile("[0-9]+")
+# More than any field or step needs. int() of thousands of digits is slow, and
+# refused past 4300 (a ValueError that is not a CronSyntaxError).
+MAX_DIGITS = 4
+QUOTE_LIMIT = 80  # characters of user input an error message quotes
+
+
+def quoted(value) -> str:
+    """repr() of user input for an error message, cut to QUOTE_LIMIT characters with "…"."""
+    if isinstance(value, str):
+        return repr(shortened(value))
+    try:
+        return shortened(repr(value))
+    except ValueError:  # an int of more than 4300 digits
+        return f"an {type(value).__name__} too long to show"
+
+
+def shortened(text: str, limit: int = QUOTE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class CronSyntaxError(ValueError):
     """A malformed cron expression.
 
     The message names the field and the problem, and reads on from the
-    expression: f"Cron expression {text!r} {error}".
+    expression: f"Cron expression {quoted(text)} {error}".
     """
 
 
@@ -74,19 +92,26 @@ class Field:
         if not item:
             raise self._error(text, "has an empty list item")
         span, slash, step = item.partition("/")
-        if slash and not (NUMBER.fullmatch(step) and int(step) > 0):
-            raise self._error(text, f"step {step!r} must be a whole number greater than 0")
+        every = self._step(step, text) if slash else 1
         if span == "*":
             start, end = self.low, self.high
         elif "-" in span:
             first, _, last = span.partition("-")
             start, end = self._value(first, text), self._value(last, text)
             if start > end:
-                raise self._error(text, f"range {span!r} runs backwards; put the smaller first")
+                raise self._error(
+                    text, f"range {quoted(span)} runs backwards; put the smaller first"
+                )
         else:
             start = self._value(span, text)
             end = self.high if slash else start  # "a/n" means "a-max/n", as Vixie cron reads it
-        return range(start, end + 1, int(step) if slash else 1)
+        return range(start, end + 1, every)
+
+    def _step(self, word: str, text: str) -> int:
+        step = self._number(word, text) if NUMBER.fullmatch(word) else 0
+        if step < 1:
+            raise self._error(text, f"step {quoted(word)} must be a whole number greater than 0")
+        return step
 
     def _value(self, word: str, text: str) -> int:
         if word.lower() in self.names:
@@ -94,14 +119,22 @@ class Field:
         if not NUMBER.fullmatch(word):
             names = f" or a name ({', '.join(self.names)})" if self.names else ""
             raise self._error(
-                text, f"{word!r} is not a number{names}" if word else "a number is missing"
+                text, f"{quoted(word)} is not a number{names}" if word else "a number is missing"
             )
-        if not self.low <= int(word) <= self.high:
-            raise self._error(text, f"{int(word)} is out of range {self.low}-{self.high}")
-        return int(word)
+        number = self._number(word, text)
+        if not self.low <= number <= self.high:
+            raise self._error(text, f"{number} is out of range {self.low}-{self.high}")
+        return number
+
+    def _number(self, digits: str, text: str) -> int:
+        if len(digits) > MAX_DIGITS:
+            raise self._error(
+                text, f"has a number of {len(digits)} digits; use at most {MAX_DIGITS}"
+            )
+        return int(digits)
 
     def _error(self, text: str, problem: str) -> CronSyntaxError:
-        return CronSyntaxError(f"{self.name} field {text!r}: {problem}")
+        return CronSyntaxError(f"{self.name} field {quoted(text)}: {problem}")
 
 
 FIELDS = (
@@ -170,8 +203,8 @@ def parse(expression: str) -> CronExpression:
     either_day = not fields[2].startswith("*") and not fields[4].startswith("*")
     if not either_day and min(days) > max(LONGEST_MONTH[month] for month in months):
         raise CronSyntaxError(
-            f"day-of-month field {fields[2]!r} never occurs in month field {fields[3]!r}, "
-            "so the job would never run"
+            f"day-of-month field {quoted(fields[2])} never occurs in month field "
+            f"{quoted(fields[3])}, so the job would never run"
         )
     return CronExpression(
         text=text,

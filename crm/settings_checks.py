@@ -1,0 +1,29 @@
+"""System checks for settings that work but are unsafe (`python manage.py check`)."""
+
+from django.conf import settings
+from django.core.checks import Tags, Warning, register
+
+MIN_TOKEN_LENGTH = 32
+TOKEN_SETTINGS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN")
+
+
+@register("crm", Tags.security)
+def check_token_lengths(app_configs=None, **kwargs) -> list[Warning]:
+    tokens = {name: getattr(settings, name, "") or "" for name in TOKEN_SETTINGS}
+    return [
+        _short_token(name, len(token))
+        for name, token in tokens.items()
+        if 0 < len(token) < MIN_TOKEN_LENGTH
+    ]
+
+
+def _short_token(name: str, length: int) -> Warning:
+    # The token itself is a secret: the message gives its length only.
+    return Warning(
+        f"{name} is {length} characters long; a bearer token that short can be guessed.",
+        hint=(
+            f"Set {name} to {MIN_TOKEN_LENGTH} characters or more, e.g. the output of "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))".'
+        ),
+        id="crm.W001",
+    )
