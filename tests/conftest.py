@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from tests.dbservers import private_mariadb, private_postgres  # noqa: F401
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -278,3 +280,25 @@ def active_scheduler(settings):
     runner.stop()
     execution.lease_guard["check"] = lambda: True
     execution.run_context["current"] = execution.RunContext()
+
+
+@contextlib.contextmanager
+def database_unreachable():
+    """Point this process's connection at a database that cannot be reached
+    (a SQLite file in a missing directory, or a server port nobody listens
+    on), for the block's duration. Tests using it need
+    `django_db(transaction=True)`: no transaction may be open."""
+    from django.db import connection
+
+    connection.close()
+    saved = dict(connection.settings_dict)
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent-directory/crm.sqlite3"
+    else:
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
