@@ -45,7 +45,14 @@ try:
     SCHEDULER_SHUTDOWN_WAIT_SECONDS = env.integer("SCHEDULER_SHUTDOWN_WAIT_SECONDS", 10, minimum=0)
     # How often a running scheduler (active or standby) looks for jobs that
     # became late or failing, or recovered, to mail ADMINS once per change.
-    SCHEDULER_ALERT_CHECK_SECONDS = env.integer("SCHEDULER_ALERT_CHECK_SECONDS", 60, minimum=1)
+    SCHEDULER_ALERT_CHECK_SECONDS = env.integer("SCHEDULER_ALERT_CHECK_SECONDS", 30, minimum=1)
+    # An active scheduler whose dispatch loop has not read the job store for
+    # this long, or has left a due fire undispatched this long, is "stalled".
+    SCHEDULER_STALL_SECONDS = env.integer("SCHEDULER_STALL_SECONDS", 20, minimum=5)
+    # A host whose clock is further than this from the database's runs no jobs.
+    SCHEDULER_MAX_CLOCK_SKEW_SECONDS = env.integer(
+        "SCHEDULER_MAX_CLOCK_SKEW_SECONDS", 60, minimum=1
+    )
     # This site's address, for links in mail (e.g. https://crm.example.com).
     SITE_URL = env.string("SITE_URL")
     if SITE_URL and not SITE_URL.startswith(("https://", "http://")):
@@ -55,11 +62,11 @@ try:
         )
     # GET /health/scheduler/: which conditions make it answer 503, and the
     # token that shows the details to a monitor (staff users see them anyway).
-    HEALTH_CHECKS = env.strings("HEALTH_CHECKS", "active,late,failing")
-    if not set(HEALTH_CHECKS) <= {"active", "late", "failing"}:
+    HEALTH_CHECKS = env.strings("HEALTH_CHECKS", "active,stalled,late,failing")
+    if not set(HEALTH_CHECKS) <= {"active", "stalled", "late", "failing"}:
         raise ConfigurationError(
             f"HEALTH_CHECKS={','.join(HEALTH_CHECKS)!r} is not valid. Use a comma-separated "
-            "list of active, late and failing (the default is all three)."
+            "list of active, stalled, late and failing (the default is all four)."
         )
     HEALTH_TOKEN = env.string("HEALTH_TOKEN")
     # POST /scheduler/wake/ with this bearer token makes sure a scheduler is
@@ -241,10 +248,13 @@ LOGGING = {
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
             "level": "ERROR",
-            "filters": ["require_debug_false"],
+            "filters": ["require_debug_false", "once_per_database_outage"],
         },
     },
-    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "once_per_database_outage": {"()": "crm.log_filters.OncePerDatabaseOutage"},
+    },
     "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": LOG_LEVEL},

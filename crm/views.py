@@ -3,8 +3,10 @@
 import hmac
 import threading
 import time
+from collections import deque
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -12,10 +14,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.scheduler import startup, status
+from crm.scheduler.connections import describe, drop_connection
 
 WAKE_INTERVAL_SECONDS = 10  # at most one wake per process in this time
 WAKE_WAIT_SECONDS = 3  # how long a wake waits for a scheduler to become active
+FAILED_WAKES_ALLOWED = 5  # wrong or missing tokens per process in this window...
+FAILED_WAKES_WINDOW_SECONDS = 60  # ...before the next one is a 429
 _last_wake = {"at": float("-inf")}
+_failed_wakes = deque(maxlen=FAILED_WAKES_ALLOWED)  # monotonic times of the latest ones
 _wake_lock = threading.Lock()
 
 
@@ -26,16 +32,31 @@ def scheduler_health(request):
     conditions count). Anonymous callers get the status only; staff users and
     `Authorization: Bearer <HEALTH_TOKEN>` get the details."""
     now = timezone.now()
-    active, jobs = status.active_scheduler(now), status.job_states(now)
+    try:
+        active, jobs = status.active_scheduler(now), status.job_states(now)
+    except DatabaseError as error:
+        drop_connection()
+        problem = f"the database is unreachable: {describe(error)}"
+        # By token only: a staff login would need the database.
+        details = {"problems": [problem]} if _token_shows_details(request) else {}
+        return _unhealthy({"status": "unhealthy", **details})
     problems = status.problems(active, jobs, settings.HEALTH_CHECKS)
     body = {"status": "unhealthy" if problems else "ok"}
     if _may_see_details(request):
         body.update(
             problems=problems,
-            active_scheduler=active.as_dict() if active else None,
+            active_scheduler=active.as_dict(jobs) if active else None,
             jobs=[_job(job) for job in jobs],
         )
-    return JsonResponse(body, status=503 if problems else 200)
+    return _unhealthy(body) if problems else JsonResponse(body)
+
+
+def _unhealthy(body: dict) -> JsonResponse:
+    response = JsonResponse(body, status=503)
+    # The answer a monitor asked for, not a server error: Django's request
+    # logger would mail ADMINS for every poll (alerts mail once per change).
+    response._has_been_logged = True
+    return response
 
 
 @csrf_exempt  # called by a monitor with a bearer token, never from a browser form
@@ -43,17 +64,23 @@ def scheduler_health(request):
 @never_cache
 def scheduler_wake(request):
     """Make sure a scheduler is active: if none is, this process's lease keeper
-    tries to take the lease at once. For hosts that put idle apps to sleep."""
+    tries to take the lease at once. For hosts that put idle apps to sleep.
+
+    Limits, each per process: one wake in WAKE_INTERVAL_SECONDS (10 s; a 429 with
+    Retry-After otherwise), and FAILED_WAKES_ALLOWED (5) wrong or missing tokens in
+    FAILED_WAKES_WINDOW_SECONDS (60 s), after which further wrong ones get a 429
+    instead of a 403 until the window has passed. A right token is never held up
+    by wrong ones (they must not lock the monitor out), so the 429 only tells a
+    misconfigured or guessing client to back off; what keeps the token from being
+    guessed is its length (`manage.py check` warns below 32 characters, crm.W001)."""
     if not settings.SCHEDULER_WAKE_TOKEN:
         raise Http404
     if not _bearer_matches(request, settings.SCHEDULER_WAKE_TOKEN):
-        return JsonResponse({"error": "wrong or missing bearer token"}, status=403)
+        return _refuse_wrong_token()
     with _wake_lock:
         wait = _last_wake["at"] + WAKE_INTERVAL_SECONDS - time.monotonic()
         if wait > 0:
-            response = JsonResponse({"error": "woken a moment ago; try later"}, status=429)
-            response["Retry-After"] = str(int(wait) + 1)
-            return response
+            return _too_many("woken a moment ago; try later", wait)
         _last_wake["at"] = time.monotonic()
     runner = startup._runner
     active = status.active_scheduler()
@@ -80,9 +107,31 @@ def scheduler_wake(request):
     )
 
 
+def _refuse_wrong_token():
+    now = time.monotonic()
+    with _wake_lock:
+        full = len(_failed_wakes) == FAILED_WAKES_ALLOWED
+        wait = _failed_wakes[0] + FAILED_WAKES_WINDOW_SECONDS - now if full else 0
+        # Refused ones count too, so that guessing at any pace stays refused.
+        _failed_wakes.append(now)
+    if wait > 0:
+        return _too_many("too many wrong or missing bearer tokens; try later", wait)
+    return JsonResponse({"error": "wrong or missing bearer token"}, status=403)
+
+
+def _too_many(error: str, wait: float):
+    response = JsonResponse({"error": error}, status=429)
+    response["Retry-After"] = str(int(wait) + 1)
+    return response
+
+
 def _may_see_details(request) -> bool:
     if request.user.is_authenticated and request.user.is_staff:
         return True
+    return _token_shows_details(request)
+
+
+def _token_shows_details(request) -> bool:
     return bool(settings.HEALTH_TOKEN) and _bearer_matches(request, settings.HEALTH_TOKEN)
 
 

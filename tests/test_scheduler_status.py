@@ -98,17 +98,23 @@ def test_a_job_stored_but_no_longer_declared_is_listed_apart(settings):
     assert states["nightly"].declaration is None and states["nightly"].late is False
 
 
-def test_only_runs_of_a_scheduler_that_is_gone_are_marked_interrupted():
+def test_only_runs_nobody_is_still_running_are_marked_interrupted():
     gone = record(history.RUNNING, TWO - timedelta(days=3), triggered_by="schedule", scheduler="a")
     legacy = record(history.RUNNING, TWO - timedelta(days=2))
     by_hand = record(history.RUNNING, TWO - timedelta(days=1), triggered_by="cli", scheduler="")
-    mine = record(history.RUNNING, TWO, triggered_by="schedule", scheduler="b")
+    # This process's own earlier run, cut short (it takes the lease again after an outage).
+    mine_cut_short = record(
+        history.RUNNING, TWO - timedelta(hours=1), triggered_by="schedule", scheduler="b"
+    )
+    mine_going = record(history.RUNNING, TWO, triggered_by="schedule", scheduler="b")
 
-    assert history.mark_interrupted_runs("host web1, pid 1", current_scheduler="b") == 2
+    marked = history.mark_interrupted_runs("host web1, pid 1", still_going={mine_going.pk})
 
+    assert marked == 3
     statuses = dict(DjangoJobExecution.objects.values_list("pk", "status"))
     assert statuses[gone.pk] == statuses[legacy.pk] == history.INTERRUPTED
-    assert statuses[by_hand.pk] == statuses[mine.pk] == history.RUNNING
+    assert statuses[mine_cut_short.pk] == history.INTERRUPTED
+    assert statuses[by_hand.pk] == statuses[mine_going.pk] == history.RUNNING
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,18 +7,24 @@ processes noticing the same change never both mail. Changes are keyed on facts
 in the database (the failed run, the fire that is late), not on one process's
 clock: a process whose clock lags cannot call a job recovered that another
 found late; only a run (or a pause) moving the job's next fire can.
+
+The scheduler itself has two such rows, under keys no job id can take: one
+for a stalled active scheduler (keyed on when it stopped dispatching), one for
+no scheduler at all for longer than the lease plus a minute while jobs are
+declared (keyed on the last holder's last heartbeat).
 """
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import mail_admins
 from django.urls import reverse
 from django.utils import timezone
 
+from crm.scheduler.lease import LEASE_NAME, lease_row
 from crm.scheduler.models import JobAlert
-from crm.scheduler.status import JobState, job_states
+from crm.scheduler.status import JobState, active_scheduler, job_states
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -29,14 +35,85 @@ def check(job_ids: list[str] | None = None, now: datetime | None = None) -> list
     if not settings.ADMINS:
         return []
     states = job_states(now, job_ids=job_ids)
-    told = _alert_rows([state.id for state in states])
-    sent = []
-    for state in states:
-        for subject, message in _transitions(state, told[state.id]):
-            mail_admins(subject=subject, message=message)
-            logger.info("scheduler alert mailed to ADMINS: %s", subject)
-            sent.append(subject)
-    return sent
+    told = _alert_rows([state.id for state in states] + [STALLED, ABSENT])
+    mails = [mail for state in states for mail in _transitions(state, told[state.id])]
+    if job_ids is None:  # the periodic check, not the one after a run
+        mails += _scheduler_transitions(states, told)
+    for subject, message in mails:
+        mail_admins(subject=subject, message=message)
+        logger.info("scheduler alert mailed to ADMINS: %s", subject)
+    return [subject for subject, _ in mails]
+
+
+# Keys of the scheduler's own alert rows; a job id cannot contain ":".
+STALLED = "scheduler:stalled"
+ABSENT = "scheduler:absent"
+
+
+def _scheduler_transitions(states: list[JobState], told: dict[str, JobAlert]):
+    active = active_scheduler()
+    stalled = active.stalled_since(states) if active else None
+    absent = None if active else _absent_since(states)
+    for key, since, began, ended in (
+        (STALLED, stalled, _stalled, _dispatching_again),
+        (ABSENT, absent, _absent, _present_again),
+    ):
+        row = told[key]
+        if since is not None and row.late_since is None and _claim(row, "late_since", since):
+            yield began(since, active)
+        elif since is None and row.late_since is not None:
+            was = row.late_since
+            if _claim(row, "late_since", None):
+                yield ended(was, active)
+
+
+def _absent_since(states: list[JobState]):
+    """The last holder's last heartbeat, if no scheduler has been active for
+    longer than the lease plus a minute and some job is declared to run."""
+    if not any(state.declaration and state.declaration.enabled for state in states):
+        return None
+    row = lease_row(LEASE_NAME)
+    if row is None or row.heartbeat_at is None:
+        return None
+    quiet = timedelta(seconds=settings.SCHEDULER_LEASE_SECONDS + 60)
+    return row.heartbeat_at if row.database_now - row.heartbeat_at > quiet else None
+
+
+def _stalled(since, active) -> tuple[str, str]:
+    return (
+        "The scheduler is stalled",
+        f"The active scheduler (host {active.host}, pid {active.pid}) holds the lease "
+        f"but has dispatched nothing since {since.isoformat()}: no scheduled job runs. "
+        "Its log (grep scheduler logs/django.log) says why; restarting that process "
+        "hands the lease to another. `python manage.py scheduler status` tells.\n\n"
+        "You get one more mail when a scheduler dispatches again.",
+    )
+
+
+def _dispatching_again(was, active) -> tuple[str, str]:
+    who = f"host {active.host}, pid {active.pid}" if active else "none is active now"
+    return (
+        "The scheduler dispatches again",
+        f"The scheduler, stalled since {was.isoformat()}, is no longer stalled ({who}).",
+    )
+
+
+def _absent(since, active) -> tuple[str, str]:
+    return (
+        "No scheduler is running",
+        f"No scheduler has held the lease since {since.isoformat()}: scheduled jobs are "
+        "not running. Start one (a web process with ENABLE_SCHEDULER on, or "
+        "`python manage.py runscheduler`); `python manage.py scheduler status` tells.\n\n"
+        "You get one more mail when a scheduler is active again.",
+    )
+
+
+def _present_again(was, active) -> tuple[str, str]:
+    who = f" (host {active.host}, pid {active.pid})" if active else ""
+    return (
+        "A scheduler is running again",
+        f"A scheduler is active again{who}; none was since {was.isoformat()}.",
+    )
 
 
 def _alert_rows(job_ids: list[str]) -> dict[str, JobAlert]:

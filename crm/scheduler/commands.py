@@ -11,8 +11,6 @@ import logging
 import time
 from datetime import timedelta
 
-from apscheduler.executors.base import MaxInstancesReachedError
-from apscheduler.job import Job
 from django.utils import timezone
 
 from crm.scheduler.models import SchedulerCommand
@@ -98,18 +96,11 @@ def _apply(scheduler, command: SchedulerCommand) -> None:
         _finish(command.pk, False, f"Unknown action {command.action!r}.")
 
 
-def _submit_run(scheduler, job: Job, command: SchedulerCommand) -> None:
+def _submit_run(scheduler, job, command: SchedulerCommand) -> None:
     """Hand the job to the executor once, now, without touching its schedule.
     The run finishes the command (crm.scheduler.execution)."""
-    manual = Job.__new__(Job)
-    manual.__setstate__(job.__getstate__())
-    manual._scheduler, manual._jobstore_alias = scheduler, job._jobstore_alias
-    manual.kwargs = {"triggered_by": command.requested_by, "command_id": command.pk}
-    manual.misfire_grace_time = None
-    executor = scheduler._lookup_executor(job.executor)
-    try:
-        executor.submit_job(manual, [timezone.now()])
-    except MaxInstancesReachedError:
+    kwargs = {"triggered_by": command.requested_by, "command_id": command.pk}
+    if not scheduler.submit_once(job, timezone.now(), **kwargs):
         _finish(command.pk, False, f"Not run: {job.id} is running already.")
 
 

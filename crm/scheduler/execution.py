@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from apscheduler.executors.base import BaseExecutor, run_job
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from crm.scheduler import alerts, commands, history
+from crm.scheduler import alerts, commands, history, recovery
+from crm.scheduler.connections import CONNECTION_ERRORS, drop_connection, reconnecting
 from crm.scheduler.history import BY_SCHEDULE
 from crm.scheduler.signals import job_finished, job_started
 
@@ -45,6 +46,16 @@ class RunContext:
 
 # Set by the runner when this process becomes the active scheduler.
 run_context = {"current": RunContext()}
+# History rows of the runs going on in this process.
+_running: set[int] = set()
+_running_lock = threading.Lock()
+
+
+def runs_in_progress() -> frozenset[int]:
+    """The runs this process has started and not yet recorded the end of."""
+    with _running_lock:
+        going = set(_running)
+    return frozenset(going | history.unrecorded_execution_ids())
 
 
 def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: int | None = None):
@@ -72,14 +83,26 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         kwargs[declaration.fire_time_kwarg] = scheduled_at
     _drop_stale_connections()
     context = run_context["current"]
-    run = history.start_run(
-        job_id,
-        scheduled_at,
-        triggered_by,
-        host=context.host,
-        pid=context.pid,
-        scheduler=context.scheduler,
-    )
+    try:
+        run = reconnecting(history.start_run)(
+            job_id,
+            scheduled_at,
+            triggered_by,
+            host=context.host,
+            pid=context.pid,
+            scheduler=context.scheduler,
+        )
+    except CONNECTION_ERRORS as error:
+        # Not run, and no row says it was: the scheduler runs it once the
+        # database answers, within its grace (crm.scheduler.recovery).
+        logger.warning(
+            "job %s: the fire of %s not started, the database did not answer: %s",
+            job_id,
+            scheduled_at.isoformat(),
+            error,
+        )
+        recovery.outages.note(scheduled_at)
+        raise
     if run is None:
         logger.warning(
             "job %s: the fire of %s has already run; not running it again",
@@ -88,6 +111,8 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         )
         _drop_stale_connections()
         return None
+    with _running_lock:
+        _running.add(run.execution.pk)
     job_started.send(sender=run_declared_job, job_id=job_id, scheduled_at=scheduled_at)
     started = time.monotonic()
     outcome = {"status": "failed", "exception": None, "result": None}
@@ -102,8 +127,9 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         history.finish_run(run, status=history.FAILED, error=error, traceback_text=details)
         raise
     finally:
-        if command_id is not None:
-            commands.finish(command_id, run.execution.pk, outcome["status"], outcome["exception"])
+        with _running_lock:
+            _running.discard(run.execution.pk)
+        _finish_command(command_id, run.execution.pk, outcome)
         job_finished.send(
             sender=run_declared_job,
             job_id=job_id,
@@ -113,6 +139,18 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         )
         check_alerts([job_id])
         _drop_stale_connections()
+
+
+def _finish_command(command_id: int | None, execution_id: int, outcome: dict) -> None:
+    if command_id is None:
+        return
+    try:
+        commands.finish(command_id, execution_id, outcome["status"], outcome["exception"])
+    except DatabaseError as error:
+        drop_connection()
+        logger.warning(
+            "scheduler could not mark run-now command %s finished: %s", command_id, error
+        )
 
 
 def _drop_stale_connections() -> None:

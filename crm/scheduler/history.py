@@ -9,16 +9,18 @@ run looked long), and a fire that already has a row is never run again.
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
+from crm.scheduler.connections import drop_connection
 from crm.scheduler.models import RunDetail
 
 logger = logging.getLogger("crm.scheduler")
@@ -72,16 +74,83 @@ def start_run(
     return Run(execution, time.monotonic())
 
 
-def finish_run(run: Run, *, status: str, result=None, error=None, traceback_text=None) -> None:
+@dataclass(frozen=True)
+class Ending:
+    """How a run ended, as written to its history row."""
+
+    execution_id: int
+    changes: dict
+    result: object
+
+
+# Ends of runs that the database did not take when they finished (it was
+# unreachable), written by the lease keeper once it answers again.
+_unrecorded: list[Ending] = []
+_unrecorded_lock = threading.Lock()
+
+
+def finish_run(run: Run, *, status: str, result=None, error=None, traceback_text=None) -> bool:
+    """Record how a run ended. Returns False if the database did not answer:
+    the end is then kept in this process and written by
+    `record_unrecorded_ends()` as soon as it does."""
     duration = time.monotonic() - run.started
-    DjangoJobExecution.objects.filter(pk=run.execution.pk).update(
-        status=status,
-        duration=Decimal(f"{duration:.2f}"),
-        finished=Decimal(f"{time.time():.2f}"),
-        exception=_short(f"{type(error).__name__}: {error}") if error is not None else None,
-        traceback=traceback_text,
+    ending = Ending(
+        run.execution.pk,
+        {
+            "status": status,
+            "duration": Decimal(f"{duration:.2f}"),
+            "finished": Decimal(f"{time.time():.2f}"),
+            "exception": _short(f"{type(error).__name__}: {error}") if error is not None else None,
+            "traceback": traceback_text,
+        },
+        _as_json(result),
     )
-    RunDetail.objects.filter(execution_id=run.execution.pk).update(result=_as_json(result))
+    try:
+        _write(ending)
+    except DatabaseError as database_error:
+        drop_connection()
+        with _unrecorded_lock:
+            _unrecorded.append(ending)
+        logger.warning(
+            "scheduler: run %s of %s ended (%s) but the database did not take it (%s); "
+            "it is recorded when the database answers again",
+            run.execution.pk,
+            run.execution.job_id,
+            status,
+            database_error,
+        )
+        return False
+    return True
+
+
+def record_unrecorded_ends() -> int:
+    """Write the ends of runs kept by `finish_run`; returns how many were written."""
+    with _unrecorded_lock:
+        pending = list(_unrecorded)
+    written = 0
+    for ending in pending:
+        try:
+            _write(ending)
+        except DatabaseError:
+            drop_connection()
+            break
+        with _unrecorded_lock:
+            _unrecorded.remove(ending)
+        written += 1
+    if written:
+        logger.info("scheduler recorded the end of %d run(s) the database had missed", written)
+    return written
+
+
+def unrecorded_execution_ids() -> set[int]:
+    with _unrecorded_lock:
+        return {ending.execution_id for ending in _unrecorded}
+
+
+def _write(ending: Ending) -> None:
+    with transaction.atomic():
+        DjangoJobExecution.objects.filter(pk=ending.execution_id).update(**ending.changes)
+        RunDetail.objects.filter(execution_id=ending.execution_id).update(result=ending.result)
 
 
 def record_missed(job_id: str, scheduled_at: datetime, grace_seconds) -> None:
@@ -109,14 +178,17 @@ def _record_not_run(job_id, scheduled_at, status, message) -> None:
         pass  # that fire already has a row, or the job was removed meanwhile
 
 
-def mark_interrupted_runs(previous_holder: str, current_scheduler: str = "") -> int:
+def mark_interrupted_runs(previous_holder: str, still_going: frozenset[int] = frozenset()) -> int:
     """Runs still marked as running when a scheduler becomes active were cut
     short: only the lease holder runs scheduled jobs, and the previous one is
-    gone. Runs started by hand in another process (`scheduler run --here`) are
-    left alone."""
-    stale = DjangoJobExecution.objects.filter(status=RUNNING).exclude(detail__scheduler="")
-    if current_scheduler:
-        stale = stale.exclude(detail__scheduler=current_scheduler)
+    gone. Left alone: `still_going`, the runs this process itself is running
+    or has yet to record the end of (it may take the lease again after an
+    outage), and runs started by hand in another process (`scheduler run --here`)."""
+    stale = (
+        DjangoJobExecution.objects.filter(status=RUNNING)
+        .exclude(detail__scheduler="")
+        .exclude(pk__in=still_going)
+    )
     return stale.update(
         status=INTERRUPTED,
         exception=_short(

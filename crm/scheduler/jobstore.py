@@ -9,6 +9,7 @@ from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
 
 from crm.scheduler import history
+from crm.scheduler.connections import drop_connection, reconnecting
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -18,7 +19,30 @@ class KeepingDjangoJobStore(DjangoJobStore):
     is reported and skipped, not deleted together with its run history; and
     shutting down does not close a connection inside a transaction; and run
     history is written by the process running the job (crm.scheduler.history),
-    so only the fires that never started are recorded from events here."""
+    so only the fires that never started are recorded from events here.
+
+    Every method that reads or writes the store survives a lost connection
+    (crm.scheduler.connections): django-apscheduler's own retry is bypassed
+    by the `_get_jobs` override, which left APScheduler's thread with a dead
+    connection after a database restart."""
+
+    read_failed = False  # whether the last look for due jobs failed
+
+    def get_due_jobs(self, now):
+        try:
+            jobs = self._get_due_jobs(now)
+        except DatabaseError:
+            self.read_failed = True
+            raise
+        self.read_failed = False
+        return jobs
+
+    _get_due_jobs = reconnecting(DjangoJobStore.get_due_jobs)
+    get_next_run_time = reconnecting(DjangoJobStore.get_next_run_time)
+    lookup_job = reconnecting(DjangoJobStore.lookup_job)
+    get_all_jobs = reconnecting(DjangoJobStore.get_all_jobs)
+    update_job = reconnecting(DjangoJobStore.update_job)
+    remove_job = reconnecting(DjangoJobStore.remove_job)
 
     def register_event_listeners(self):
         self._scheduler.add_listener(
@@ -64,8 +88,11 @@ def _record_fire_not_run(event) -> None:
         else:
             for fire_time in event.scheduled_run_times:
                 history.record_skipped(event.job_id, fire_time)
-    except DatabaseError:
-        logger.exception("scheduler could not record a fire of %s that did not run", event.job_id)
+    except DatabaseError as error:
+        drop_connection()
+        logger.warning(
+            "scheduler could not record a fire of %s that did not run: %s", event.job_id, error
+        )
 
 
 def _grace_of(job_id: str):

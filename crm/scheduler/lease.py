@@ -11,7 +11,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
@@ -33,7 +33,7 @@ class DatabaseNow(Now):
         return self.as_sql(compiler, connection, template="UTC_TIMESTAMP(6)", **extra_context)
 
 
-def _now_plus(duration: timedelta):
+def database_now_plus(duration: timedelta):
     return ExpressionWrapper(DatabaseNow() + Value(duration), output_field=DateTimeField())
 
 
@@ -59,10 +59,16 @@ class Lease:
         self.renewed_at: float | None = None
         self._row_exists = False
         self.previous_holder = ""
+        self.previous_heartbeat: datetime | None = None  # the last holder's last renewal
+        # (monotonic time, database time) at the last renewal: how far this
+        # host's wall clock is from the database's (see `clock_offset`).
+        self._database_clock: tuple[float, float] | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, dispatched_seconds_ago: float | None = None) -> bool:
         """Take the lease if it is free or expired, or renew it if we hold it.
-        Returns whether we hold it now."""
+        Returns whether we hold it now. `dispatched_seconds_ago`: when the
+        holder's dispatch loop last read the job store (published as
+        `dispatched_at`, so that a stalled loop shows; None: unknown)."""
         sent_at = time.monotonic()
         if not self._row_exists:
             SchedulerLease.objects.bulk_create(
@@ -84,8 +90,16 @@ class Lease:
                 self.previous_holder = (
                     f"host {before.host}, pid {before.pid}" if before and before.host else ""
                 )
+                self.previous_heartbeat = before.heartbeat_at if before else None
+            dispatched_at = (
+                None
+                if dispatched_seconds_ago is None
+                else database_now_plus(-timedelta(seconds=dispatched_seconds_ago))
+            )
             renewed = SchedulerLease.objects.filter(mine, name=self.name).update(
-                heartbeat_at=DatabaseNow(), expires_at=_now_plus(self.duration)
+                heartbeat_at=DatabaseNow(),
+                expires_at=database_now_plus(self.duration),
+                dispatched_at=dispatched_at,
             )
             taken = renewed or SchedulerLease.objects.filter(claimable, name=self.name).update(
                 holder=self.holder.token,
@@ -93,10 +107,27 @@ class Lease:
                 pid=self.holder.pid,
                 acquired_at=DatabaseNow(),
                 heartbeat_at=DatabaseNow(),
-                expires_at=_now_plus(self.duration),
+                expires_at=database_now_plus(self.duration),
+                dispatched_at=None,
             )
+            heartbeat = (
+                SchedulerLease.objects.filter(name=self.name).values_list("heartbeat_at", flat=True)
+                if taken
+                else [None]
+            )[0]
         self.renewed_at = sent_at if taken else None
+        if heartbeat is not None:
+            self._database_clock = (sent_at, heartbeat.timestamp())
         return bool(taken)
+
+    def clock_offset(self) -> float | None:
+        """Seconds this host's wall clock is ahead of the database's (negative:
+        behind), estimated from the last renewal and the monotonic clock, so a
+        jump of the wall clock shows at once; None before the first renewal."""
+        if self._database_clock is None:
+            return None
+        measured_at, database_time = self._database_clock
+        return time.time() - (database_time + time.monotonic() - measured_at)
 
     def release(self) -> None:
         """Give the lease up at once so that a standby need not wait for it to expire."""
@@ -115,6 +146,13 @@ class Lease:
 
 
 def current_holder(name: str) -> SchedulerLease | None:
-    """The lease row if someone holds it and it has not expired, else None."""
+    """The lease row if someone holds it and it has not expired, else None.
+    It carries `database_now`, the database's clock as it was read."""
     live = SchedulerLease.objects.filter(name=name, expires_at__gte=DatabaseNow())
-    return live.exclude(holder="").first()
+    return live.exclude(holder="").annotate(database_now=DatabaseNow()).first()
+
+
+def lease_row(name: str) -> SchedulerLease | None:
+    """The lease row whoever holds it, or None if no scheduler ever ran;
+    with `database_now` as in `current_holder`."""
+    return SchedulerLease.objects.filter(name=name).annotate(database_now=DatabaseNow()).first()

@@ -13,6 +13,11 @@ class SchedulerLease(models.Model):
     acquired_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the holder's dispatch loop last read the job store (database time).",
+    )
 
     class Meta:
         verbose_name = "scheduler lease"

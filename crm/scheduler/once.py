@@ -42,7 +42,7 @@ def run_once(runner: SchedulerRunner) -> str:
         holder = current_holder(LEASE_NAME)
         who = f"host {holder.host}, pid {holder.pid}" if holder else "the database is unreachable"
         return f"Another scheduler is active ({who}); nothing to do."
-    execution.lease_guard["check"] = runner._lease_still_safe
+    execution.lease_guard["check"] = runner._lease_surely_held
     try:
         runner._activate(OnePassScheduler)
         scheduler = runner.scheduler

@@ -6,6 +6,12 @@ no scheduler, no job threads). When it takes the lease it starts APScheduler
 on the database job store, syncs the declarations, and renews the lease; if a
 renewal fails, or cannot be confirmed in time, it stops dispatching jobs before
 the lease can pass to another process.
+
+Every thread here survives a lost database connection (crm.scheduler.connections).
+A host whose wall clock is off from the database's by more than
+SCHEDULER_MAX_CLOCK_SKEW_SECONDS runs nothing and gives the lease up: fire times
+come from the wall clock, and a clock hours ahead would run hours of fires at
+once and push every next run time hours away.
 """
 
 import atexit
@@ -18,9 +24,9 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from crm.scheduler import commands, execution
+from crm.scheduler import commands, execution, history, recovery
+from crm.scheduler.connections import drop_connection
 from crm.scheduler.declarations import declared_jobs
-from crm.scheduler.history import mark_interrupted_runs
 from crm.scheduler.jobstore import KeepingDjangoJobStore
 from crm.scheduler.lease import LEASE_NAME, Lease
 from crm.scheduler.schedulers import SafeBackgroundScheduler
@@ -43,6 +49,7 @@ class SchedulerRunner:
         # A standby notices a lease given up on a clean stop within this.
         self.standby_poll = min(1.0, self.renew_every)
         self.shutdown_wait = settings.SCHEDULER_SHUTDOWN_WAIT_SECONDS
+        self.max_clock_skew = settings.SCHEDULER_MAX_CLOCK_SKEW_SECONDS
         self.lease = Lease(LEASE_NAME, self.lease_duration)
         self.scheduler = None
         self._stopping = threading.Event()
@@ -52,19 +59,20 @@ class SchedulerRunner:
         self._waiting_logged = False
         self._next_alert_check = 0.0
         self._alert_check = None
+        self._skew_logged = False
 
     @property
     def active(self) -> bool:
         return self.scheduler is not None
 
     def start(self) -> None:
-        execution.lease_guard["check"] = self._lease_still_safe
+        execution.lease_guard["check"] = self._lease_surely_held
         self._thread = threading.Thread(target=self._keep_lease, name="crm-scheduler", daemon=True)
         self._thread.start()
         atexit.register(self.stop)
 
     def run_in_foreground(self) -> None:
-        execution.lease_guard["check"] = self._lease_still_safe
+        execution.lease_guard["check"] = self._lease_surely_held
         self._keep_lease()
 
     def request_stop(self) -> None:
@@ -83,10 +91,36 @@ class SchedulerRunner:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(self.shutdown_wait + self.renew_every + 5)
 
+    def _lease_surely_held(self) -> bool:
+        """Checked by each run as it starts: a fire already dispatched runs
+        even as the process stops (the stop waits for it), unless the lease
+        may have passed on."""
+        return self.lease.surely_held(timedelta(seconds=self.renew_every))
+
     def _lease_still_safe(self) -> bool:
-        return not self._stopping.is_set() and self.lease.surely_held(
-            timedelta(seconds=self.renew_every)
-        )
+        return not self._stopping.is_set() and self._lease_surely_held()
+
+    def _may_dispatch(self) -> bool:
+        """Checked before each pass over the due jobs: nothing is dispatched
+        once a stop was asked for, so no fire is handed on and then refused."""
+        return self._lease_still_safe() and not self._clock_skewed()
+
+    def _clock_skewed(self) -> bool:
+        offset = self.lease.clock_offset()
+        skewed = offset is not None and abs(offset) > self.max_clock_skew
+        if skewed and not self._skew_logged:
+            logger.error(
+                "scheduler: this host's clock is %.0f s %s the database's (more than "
+                "SCHEDULER_MAX_CLOCK_SKEW_SECONDS=%s); running no jobs here until it is "
+                "corrected. Check NTP (timedatectl status).",
+                abs(offset),
+                "ahead of" if offset > 0 else "behind",
+                self.max_clock_skew,
+            )
+        if not skewed and self._skew_logged:
+            logger.info("scheduler: this host's clock agrees with the database's again")
+        self._skew_logged = skewed
+        return skewed
 
     def _keep_lease(self) -> None:
         from crm.scheduler.checks import declaration_errors
@@ -113,16 +147,28 @@ class SchedulerRunner:
                     next_attempt = time.monotonic() + (
                         self.renew_every if held else self.standby_poll
                     )
+                    if held is None:
+                        # The database did not answer: keep dispatching while
+                        # the lease surely stays ours, and try again soon.
+                        held = self.active and self._lease_still_safe()
+                    if held and self._clock_skewed():
+                        held = False
+                        self._deactivate()
+                        self._release()
+                        next_attempt = time.monotonic() + self.lease_duration.total_seconds()
                     self._follow_lease(held)
                 if self.scheduler is not None:
                     self._take_commands()
+                    self._recover_after_outage()
                     self.scheduler.wakeup()
+                self._record_unrecorded_runs()
                 self._check_alerts_now_and_then()
                 pause = max(0.0, next_attempt - time.monotonic())
                 self._nudge.wait(min(pause, self.store_poll) if self.active else pause)
                 self._nudge.clear()
         finally:
             self._deactivate()
+            self._record_unrecorded_runs()
             self._release()
             connection.close()  # this thread's own; it ends here
 
@@ -138,7 +184,26 @@ class SchedulerRunner:
             commands.apply_pending(self.scheduler)
         except DatabaseError as error:
             logger.warning("scheduler could not read commands: %s", error)
-            connection.close()
+            drop_connection()
+        finally:
+            close_old_connections()
+
+    def _recover_after_outage(self) -> None:
+        since = recovery.outages.take()
+        if since is None:
+            return
+        try:
+            recovery.recover(self.scheduler, since - timedelta(seconds=self.renew_every))
+        except DatabaseError:
+            recovery.outages.note(since)  # still away: again next time
+            drop_connection()
+        finally:
+            close_old_connections()
+
+    @staticmethod
+    def _record_unrecorded_runs() -> None:
+        try:
+            history.record_unrecorded_ends()
         finally:
             close_old_connections()
 
@@ -162,18 +227,25 @@ class SchedulerRunner:
         finally:
             connection.close()  # this thread's own; it ends here
 
-    def _try_acquire(self) -> bool:
+    def _dispatched_seconds_ago(self) -> float | None:
+        last_pass = self.scheduler.last_pass if self.scheduler is not None else None
+        return None if last_pass is None else max(0.0, time.monotonic() - last_pass)
+
+    def _try_acquire(self) -> bool | None:
+        """Whether this process holds the lease now; None if the database did not answer."""
         try:
-            held = self.lease.acquire()
+            held = self.lease.acquire(self._dispatched_seconds_ago())
         except DatabaseError as error:
             # Before `migrate` the table is missing; the database may be down.
             if not self._waiting_logged:
-                logger.info("scheduler waiting for the database: %s", error)
+                logger.warning("scheduler waiting for the database: %s", error)
                 self._waiting_logged = True
-            connection.close()
-            return False
+            drop_connection()
+            return None
         finally:
             close_old_connections()
+        if self._waiting_logged:
+            logger.info("scheduler reaches the database again")
         self._waiting_logged = False
         return held
 
@@ -183,17 +255,28 @@ class SchedulerRunner:
             executors={"default": execution.FireTimeThreadExecutor()},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=SCHEDULER_CLOCK_ZONE,
+            may_dispatch=self._may_dispatch,
+            on_outage=recovery.outages.note,
         )
         execution.run_context["current"] = execution.RunContext(scheduler=self.lease.holder.token)
         try:
-            interrupted = mark_interrupted_runs(self.lease.previous_holder, self.lease.holder.token)
+            interrupted = history.mark_interrupted_runs(
+                self.lease.previous_holder, still_going=execution.runs_in_progress()
+            )
             if interrupted:
                 logger.warning("scheduler marked %d unfinished run(s) as interrupted", interrupted)
             scheduler.start(paused=True)
             report = sync_jobs(scheduler, declared_jobs())
+            if self.lease.previous_heartbeat is not None:
+                # Fires the previous holder dispatched in its last moments.
+                recovery.recover(scheduler, self.lease.previous_heartbeat - self.lease_duration)
             scheduler.resume()
-        except Exception:
-            logger.exception("scheduler could not start; releasing the lease")
+        except Exception as error:
+            if isinstance(error, DatabaseError):
+                logger.warning("scheduler could not start (%s); releasing the lease", error)
+                drop_connection()
+            else:
+                logger.exception("scheduler could not start; releasing the lease")
             scheduler.shutdown(wait=False)
             self._release()
             return
@@ -225,5 +308,7 @@ class SchedulerRunner:
             self.lease.release()
         except DatabaseError:
             logger.warning("scheduler could not release its lease; it expires on its own")
+            self.lease.renewed_at = None
+            drop_connection()
         finally:
             close_old_connections()

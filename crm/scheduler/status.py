@@ -7,11 +7,17 @@ the admin and the health endpoint all read it from here:
   not been run for it (its stored next run time is that old). A paused job is
   never late.
 * failing: the job's last finished run failed or was interrupted.
+* stalled: a scheduler holds the lease but is not dispatching: its dispatch
+  loop has not read the job store for SCHEDULER_STALL_SECONDS, or a fire has
+  been due that long (and the holder active that long) without being
+  dispatched. Whatever the cause: a dead connection, a dead thread, a bug.
+  Judged by the database's clock, so every process agrees.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
@@ -32,15 +38,45 @@ class ActiveScheduler:
     since: datetime
     heartbeat: datetime
     heartbeat_age: timedelta
+    dispatched: datetime | None = None  # its dispatch loop's last read of the store
+    database_now: datetime | None = None
 
-    def as_dict(self) -> dict:
+    def stalled_since(self, jobs: list["JobState"]) -> datetime | None:
+        """When it stopped dispatching, if it has; see the module's docstring."""
+        now = self.database_now or timezone.now()
+        limit = stall_limit()
+        if now - self.since <= limit:
+            return None
+        last_dispatch = self.dispatched or self.since
+        if now - last_dispatch > limit:
+            return last_dispatch
+        # Next run times come from the holder's clock, which may be off from
+        # the database's by up to the skew allowed.
+        due_limit = limit + timedelta(seconds=settings.SCHEDULER_MAX_CLOCK_SKEW_SECONDS)
+        due = [job.next_run for job in jobs if job.declaration and job.next_run is not None]
+        if due and now - min(due) > due_limit:
+            return max(min(due), self.since)
+        return None
+
+    def as_dict(self, jobs: list["JobState"] | None = None) -> dict:
+        stalled = self.stalled_since(jobs or [])
         return {
             "host": self.host,
             "pid": self.pid,
             "since": self.since,
             "heartbeat": self.heartbeat,
             "heartbeat_age_seconds": round(self.heartbeat_age.total_seconds(), 1),
+            "dispatched": self.dispatched,
+            "stalled": stalled is not None,
+            "stalled_since": stalled,
         }
+
+
+def stall_limit() -> timedelta:
+    # Never below what a healthy holder shows between two renewals (the
+    # dispatch time is published with each, every third of the lease).
+    renewals = settings.SCHEDULER_LEASE_SECONDS / 3 + 5
+    return timedelta(seconds=max(settings.SCHEDULER_STALL_SECONDS, renewals))
 
 
 @dataclass(frozen=True)
@@ -71,12 +107,18 @@ class JobState:
         return self.last_finished is not None and self.last_finished.status in FAILED_STATUSES
 
 
-ALL_CHECKS = ("active", "late", "failing")
+ALL_CHECKS = ("active", "stalled", "late", "failing")
 
 
 def problems(active, jobs, checks=ALL_CHECKS) -> list[str]:
     """What is wrong, in words; `checks` picks which conditions count."""
     found = ["no scheduler is active"] if "active" in checks and active is None else []
+    stalled = active.stalled_since(jobs) if active is not None else None
+    if "stalled" in checks and stalled is not None:
+        found.append(
+            f"the active scheduler (host {active.host}, pid {active.pid}) is stalled: "
+            f"nothing dispatched since {stalled.isoformat(timespec='seconds')}"
+        )
     if "late" in checks:
         found += [f"{job.id} is late" for job in jobs if job.late]
     if "failing" in checks:
@@ -95,6 +137,8 @@ def active_scheduler(now: datetime | None = None) -> ActiveScheduler | None:
         since=row.acquired_at,
         heartbeat=row.heartbeat_at,
         heartbeat_age=max(now - row.heartbeat_at, timedelta(0)),
+        dispatched=row.dispatched_at,
+        database_now=row.database_now,
     )
 
 

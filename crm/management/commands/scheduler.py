@@ -7,7 +7,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from crm.scheduler import control, status
-from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger
+from crm.scheduler.connections import database_reachable, describe
+from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger, quoted
 from crm.scheduler.history import RUNNING, detail_of
 
 ACTIONS = {
@@ -57,8 +58,14 @@ class Command(BaseCommand):
         except control.ControlError as error:
             raise CommandError(str(error)) from None
         except DatabaseError as error:
+            if not database_reachable():
+                raise CommandError(
+                    f"The database is unreachable: {describe(error)}. Nothing is known "
+                    "about the scheduler meanwhile. Check that the database server is "
+                    "running and DATABASE_URL points at it."
+                ) from None
             raise CommandError(
-                f"The database is not ready: {str(error).strip()}. "
+                f"The database is not ready: {describe(error)}. "
                 "Check DATABASE_URL and run `python manage.py migrate`."
             ) from None
 
@@ -69,12 +76,12 @@ class Command(BaseCommand):
             self._print_json(
                 {
                     "healthy": not status.problems(active, jobs),
-                    "active_scheduler": active.as_dict() if active else None,
+                    "active_scheduler": active.as_dict(jobs) if active else None,
                     "jobs": [_state_as_dict(job) for job in jobs],
                 }
             )
         else:
-            self._print_active(active)
+            self._print_active(active, jobs)
             for job in jobs:
                 self._print_job_state(job, now)
         problems = status.problems(active, jobs)
@@ -155,13 +162,15 @@ class Command(BaseCommand):
     def handle_preview(self, expression, tz, n, **options):
         zone = tz or settings.TIME_ZONE
         try:
-            trigger = CrontabTrigger(expression, ZoneInfo(zone))
-        except CronSyntaxError as error:
-            raise CommandError(f"Cron expression {expression!r} {error}.") from None
+            zone_info = ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise CommandError(
-                f"--tz {zone!r} is not a known time zone, e.g. Europe/Warsaw."
+                f"--tz {quoted(zone)} is not a known time zone, e.g. Europe/Warsaw."
             ) from None
+        try:
+            trigger = CrontabTrigger(expression, zone_info)
+        except CronSyntaxError as error:
+            raise CommandError(f"Cron expression {quoted(expression)} {error}.") from None
         if n < 1:
             raise CommandError("-n must be 1 or more.")
         self.stdout.write(f"{trigger.describe()}, {zone}", self.style.MIGRATE_HEADING)
@@ -171,7 +180,7 @@ class Command(BaseCommand):
     def _print_json(self, data) -> None:
         self.stdout.write(json.dumps(data, indent=2, default=str))
 
-    def _print_active(self, active) -> None:
+    def _print_active(self, active, jobs) -> None:
         if active is None:
             self.stdout.write(self.style.ERROR("No scheduler is active."))
             return
@@ -180,6 +189,15 @@ class Command(BaseCommand):
             f"since {active.since.isoformat()}, heartbeat "
             f"{active.heartbeat_age.total_seconds():.0f} s ago"
         )
+        stalled = active.stalled_since(jobs)
+        if stalled is not None:
+            self.stdout.write(
+                self.style.ERROR(
+                    f"  STALLED    it holds the lease but has dispatched nothing since "
+                    f"{stalled.isoformat(timespec='seconds')}; see its log "
+                    "(deploy/troubleshooting.md: the scheduler is stalled)"
+                )
+            )
 
     def _print_job_state(self, job, now) -> None:
         self.stdout.write("")
