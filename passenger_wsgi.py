@@ -22,4 +22,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-application = get_wsgi_application()
+from config.serving import load_application  # noqa: E402
+
+application = load_application(get_wsgi_application)

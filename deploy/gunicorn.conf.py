@@ -6,6 +6,8 @@ GUNICORN_MAX_REQUESTS (1000; 0 never recycles a worker) and
 SCHEDULER_SHUTDOWN_WAIT_SECONDS (see the README).
 """
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,3 +38,15 @@ preload_app = False
 graceful_timeout = _shutdown_wait + 5
 timeout = 30
 accesslog = "-"
+
+
+def on_starting(server):
+    """A bad app setting stops gunicorn here, with the settings' one-line message.
+    Every worker would fail on it (config/serving.py then stops gunicorn), but
+    several failing at once make gunicorn print a traceback of its own. In a
+    child process: workers must read the settings afresh, on a HUP too."""
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings", **os.environ}
+    read = "from django.conf import settings; settings.DEBUG"
+    checked = subprocess.run([sys.executable, "-c", read], cwd=BASE_DIR, env=env, check=False)
+    if checked.returncode != 0:
+        raise SystemExit(checked.returncode)

@@ -1,36 +1,92 @@
-"""Which processes start the scheduler: web servers yes, runserver's autoreloader
-parent and management commands no."""
+"""Which processes start the scheduler: those marked as servers by an entry point,
+and runserver's serving process; nothing else (tests/test_scheduler_process_rule.py
+runs each kind of process for real)."""
 
 import pytest
 
-from crm.scheduler.startup import wanted_in_this_process
+from crm.scheduler import startup
+from crm.scheduler.startup import runserver_serves_here, wanted_in_this_process
 from tests.conftest import project_env, run_manage
 
 
+@pytest.fixture
+def not_serving(monkeypatch):
+    monkeypatch.setattr(startup, "_serving", False)
+    monkeypatch.setattr(startup, "_runner", None)
+
+
 @pytest.mark.parametrize(
-    ("argv", "environ", "wanted"),
+    ("argv", "environ", "serves"),
     [
-        (["/srv/.venv/bin/gunicorn", "config.wsgi"], {}, True),
-        (["Passenger AppPreloader: /srv/crm"], {}, True),
         (["manage.py", "runserver"], {}, False),  # the autoreloader's parent
         (["manage.py", "runserver"], {"RUN_MAIN": "true"}, True),  # its serving child
         (["manage.py", "runserver", "--noreload"], {}, True),
         (["/usr/lib/python3/site-packages/django/__main__.py", "runserver"], {}, False),
-        (["manage.py", "migrate"], {}, False),
+        (["/srv/.venv/bin/django-admin", "runserver", "--noreload"], {}, True),
+        (["manage.py", "migrate"], {"RUN_MAIN": "true"}, False),  # started from a runserver
         (["manage.py", "shell"], {}, False),
         (["manage.py", "runscheduler"], {}, False),  # starts its own, in the foreground
         (["manage.py"], {}, False),
+        ([], {}, False),
     ],
 )
-def test_it_starts_only_in_processes_that_serve(settings, argv, environ, wanted):
+def test_runserver_serves_only_in_its_serving_process(argv, environ, serves):
+    assert runserver_serves_here(argv, environ) is serves
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["/srv/.venv/bin/gunicorn", "config.wsgi"],
+        ["/srv/.venv/lib/python3.11/site-packages/gunicorn/__main__.py", "config.wsgi"],
+        ["Passenger AppPreloader: /srv/crm"],
+        ["-c"],  # python -c "...; django.setup()"
+        ["/srv/.venv/bin/pytest"],
+    ],
+)
+def test_only_a_process_marked_as_a_server_wants_one(settings, not_serving, argv):
     settings.ENABLE_SCHEDULER = True
-    assert wanted_in_this_process(argv, environ) is wanted
+    assert not wanted_in_this_process(argv, {})
+
+    startup._serving = True
+    assert wanted_in_this_process(argv, {})
 
 
-def test_enable_scheduler_off_stops_it_everywhere(settings):
+def test_enable_scheduler_off_stops_it_everywhere(settings, not_serving):
     settings.ENABLE_SCHEDULER = False
-    assert not wanted_in_this_process(["gunicorn"], {})
     assert not wanted_in_this_process(["manage.py", "runserver", "--noreload"], {})
+    startup._serving = True
+    assert not wanted_in_this_process(["gunicorn"], {})
+
+
+class FakeRunner:
+    started = 0
+
+    def start(self):
+        FakeRunner.started += 1
+
+
+def test_an_entry_point_loaded_after_django_was_set_up_starts_it_at_once(
+    settings, not_serving, monkeypatch
+):
+    """As in a gunicorn worker forked by `manage.py server web` (django-prodserver)."""
+    from crm.scheduler import runner
+
+    settings.ENABLE_SCHEDULER = True
+    monkeypatch.setattr(runner, "SchedulerRunner", FakeRunner)
+    monkeypatch.setattr(startup, "_release_lease_on_sigterm", lambda runner: None)
+    FakeRunner.started = 0
+
+    startup.serve_with_scheduler()
+    startup.serve_with_scheduler()  # runserver's child: started in ready() already
+
+    assert isinstance(startup._runner, FakeRunner)
+    assert FakeRunner.started == 1
+
+
+def test_this_test_process_has_no_scheduler():
+    assert startup._runner is None
+    assert not startup._serving
 
 
 def test_management_commands_start_no_scheduler(tmp_path):

@@ -1,31 +1,52 @@
-"""Which processes start the scheduler from `CrmConfig.ready()`."""
+"""Which processes start the scheduler from `CrmConfig.ready()`.
+
+Servers say so: the entry points (config/wsgi.py, config/asgi.py and
+passenger_wsgi.py) call `serve_with_scheduler()` before they load the app.
+runserver's serving process is the only one recognised by its command line:
+it imports config/wsgi.py only after the apps are ready, in a thread that
+cannot take signals. Nothing else starts one (other management commands,
+scripts calling django.setup(), pytest); `runscheduler` runs its own in the
+foreground. ENABLE_SCHEDULER=0 turns it off everywhere.
+"""
 
 import logging
 import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
 logger = logging.getLogger("crm.scheduler")
 _runner = None
+_serving = False
+
+
+def serve_with_scheduler() -> None:
+    """Mark this process as a server: it starts a scheduler as Django sets up."""
+    global _serving
+    _serving = True
+    if apps.ready:
+        # Set up before the entry point was imported: a worker forked by
+        # `manage.py server web` (django-prodserver), or runserver's serving
+        # process, which has started its scheduler already.
+        start_if_wanted()
 
 
 def wanted_in_this_process(argv: list[str], environ) -> bool:
-    """Web servers (gunicorn, Passenger, runserver's serving child) start it;
-    runserver's autoreloader parent and other management commands do not
-    (`runscheduler` starts its own in the foreground)."""
     if not settings.ENABLE_SCHEDULER:
         return False
-    program = Path(argv[0]).name if argv else ""
-    if program not in {"manage.py", "django-admin", "__main__.py"}:
-        return True
-    command = argv[1] if len(argv) > 1 else ""
-    if command != "runserver":
+    return _serving or runserver_serves_here(argv, environ)
+
+
+def runserver_serves_here(argv: list[str], environ) -> bool:
+    """runserver's autoreloader child, or runserver --noreload. The autoreloader's
+    parent only restarts the child (the child has RUN_MAIN=true)."""
+    if len(argv) < 2 or argv[1] != "runserver":
         return False
-    return "--noreload" in argv or environ.get("RUN_MAIN") == "true"
+    return "--noreload" in argv or environ.get(DJANGO_AUTORELOAD_ENV) == "true"
 
 
 def start_if_wanted() -> None:
