@@ -200,24 +200,27 @@ def test_sigterm_during_a_long_run_stops_within_the_shutdown_wait_and_frees_the_
     assert taken_after < exited + lease_seconds / 3 + 1
 
 
-def on_host(hostname: str, command: list[str], clock_offset: str = "") -> list[str]:
+def on_host(
+    hostname: str, command: list[str], clock_offset: str = "", clock_file: Path | None = None
+) -> list[str]:
     """`command` in its own UTS, PID and mount namespaces named `hostname` (another
     host, as far as the app can tell), its wall clock shifted by `clock_offset`
-    (libfaketime, e.g. "+5m"; the monotonic clock, which the app uses for
-    durations, stays true)."""
+    (libfaketime, e.g. "+5m"), or by the offset written in `clock_file`, read
+    again every second, so a test can jump and correct the clock of a running
+    host. The monotonic clock, which the app uses for durations, stays true."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.fail("this test runs as root with unshare: `apt-get install -y util-linux`")
     clock = []
-    if clock_offset:
+    if clock_offset or clock_file:
         libraries = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
         if not libraries:
             pytest.fail("this test needs libfaketime: `apt-get install -y libfaketime`")
-        clock = [
-            "env",
-            f"LD_PRELOAD={libraries[0]}",
-            f"FAKETIME={clock_offset}",
-            "FAKETIME_DONT_FAKE_MONOTONIC=1",
-        ]
+        offset = (
+            [f"FAKETIME={clock_offset}"]
+            if clock_offset
+            else [f"FAKETIME_TIMESTAMP_FILE={clock_file}", "FAKETIME_CACHE_DURATION=1"]
+        )
+        clock = ["env", f"LD_PRELOAD={libraries[0]}", *offset, "FAKETIME_DONT_FAKE_MONOTONIC=1"]
     return [
         *("unshare", "--uts", "--pid", "--fork", "--mount-proc"),
         # Its own /dev/shm too, where libfaketime leaves files behind.
@@ -240,7 +243,9 @@ def test_hosts_with_skewed_clocks_share_the_lease_by_the_database_clock(app_env,
     assert held.host == "crm-host-a"
 
     # By host B's clock, 5 minutes ahead, the lease held by host A has expired.
-    start(on_host("crm-host-b", RUNSCHEDULER, "+5m"), app_env, tmp_path / "host-b.out")
+    # (Allowed to run jobs with such a clock here; by default it would not.)
+    tolerant = {**app_env, "SCHEDULER_MAX_CLOCK_SKEW_SECONDS": "600"}
+    start(on_host("crm-host-b", RUNSCHEDULER, "+5m"), tolerant, tmp_path / "host-b.out")
     wait_for_standby(tmp_path / "host-b.out")
     time.sleep(2 * LEASE_SECONDS)
     renewed = read_lease(url)
@@ -263,3 +268,46 @@ def test_hosts_with_skewed_clocks_share_the_lease_by_the_database_clock(app_env,
     # skew); this also shows that host B really ran 5 minutes ahead.
     skewed_fires = [fire.time for fire in fires if fire.host == "crm-host-b"]
     assert min(skewed_fires) > datetime.now(UTC) + timedelta(minutes=4)
+
+
+def test_a_host_whose_clock_jumps_ahead_hands_over_and_runs_again_once_corrected(
+    app_env, start, tmp_path
+):
+    url, fire_log = app_env["DATABASE_URL"], Path(app_env["E2E_FIRE_LOG"])
+    if url.startswith("sqlite"):
+        pytest.skip("SQLite has no clock of its own to compare a host's clock with")
+    clock = tmp_path / "host-b.clock"
+    clock.write_text("+0\n")
+    start(on_host("crm-host-b", RUNSCHEDULER, clock_file=clock), app_env, tmp_path / "b.out")
+    wait_until(lambda: len(read_fires(fire_log)) >= 2, timeout=30, message="no fires")
+    assert read_lease(url).host == "crm-host-b"
+    host_a = start(on_host("crm-host-a", RUNSCHEDULER), app_env, tmp_path / "a.out")
+    wait_for_standby(tmp_path / "a.out")
+
+    def fires_by(host, since):
+        return [f for f in read_fire_lines(fire_log) if f.host == host and f.time > since]
+
+    clock.write_text("+2h\n")
+    jumped = datetime.now(UTC)
+    wait_until(
+        lambda: fires_by("crm-host-a", jumped),
+        timeout=LEASE_SECONDS + 10,
+        message="the host with the right clock did not take over",
+    )
+    clock.write_text("+0\n")
+    time.sleep(2)  # libfaketime reads the file again within a second
+    os.killpg(host_a.pid, signal.SIGKILL)
+    corrected = datetime.now(UTC)
+    wait_until(
+        lambda: fires_by("crm-host-b", corrected),
+        timeout=LEASE_SECONDS + 10,
+        message="the corrected host did not run jobs again",
+    )
+
+    fires = read_fire_lines(fire_log)
+    assert_each_fire_ran_once(fires)
+    assert all(fire.time < datetime.now(UTC) + timedelta(minutes=1) for fire in fires), (
+        "fires of the jumped clock ran"
+    )
+    log = (tmp_path / "logs" / "django.log").read_text()
+    assert "s ahead of the database's" in log

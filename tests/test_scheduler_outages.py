@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -238,3 +239,31 @@ def test_fires_go_on_after_the_server_ends_the_schedulers_connections(active_sch
 
     assert active_scheduler.active
     assert len(FIRES) == len(set(FIRES)), "a fire ran twice"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_host_whose_clock_jumps_hours_ahead_runs_nothing_and_resumes_once_corrected(
+    active_scheduler, caplog
+):
+    FIRES.clear()
+    wait_until(lambda: len(FIRES) >= 2, timeout=15, message="no fires before the jump")
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=2), tick=True):
+        jumped = len(FIRES)
+        wait_until(
+            lambda: not active_scheduler.active, timeout=10, message="it kept the lease"
+        )
+        during = list(FIRES[jumped:])
+    corrected = datetime.now(UTC)
+    wait_until(
+        lambda: any(corrected < fire < corrected + timedelta(minutes=1) for fire in FIRES),
+        timeout=15,
+        message="no fire within seconds of the correction",
+    )
+
+    assert all(fire < corrected + timedelta(minutes=1) for fire in during), (
+        "fires of the jumped clock ran"
+    )
+    assert not any(fire > corrected + timedelta(minutes=1) for fire in FIRES)
+    assert "s ahead of the database's" in caplog.text
+    assert len(FIRES) == len(set(FIRES))
