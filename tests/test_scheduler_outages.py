@@ -250,9 +250,7 @@ def test_a_host_whose_clock_jumps_hours_ahead_runs_nothing_and_resumes_once_corr
 
     with time_machine.travel(datetime.now(UTC) + timedelta(hours=2), tick=True):
         jumped = len(FIRES)
-        wait_until(
-            lambda: not active_scheduler.active, timeout=10, message="it kept the lease"
-        )
+        wait_until(lambda: not active_scheduler.active, timeout=10, message="it kept the lease")
         during = list(FIRES[jumped:])
     corrected = datetime.now(UTC)
     wait_until(

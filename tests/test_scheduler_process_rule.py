@@ -6,6 +6,7 @@ does. And a bad setting stops a server instead of failing worker after worker.""
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -289,3 +290,45 @@ def test_manage_py_still_exits_1_on_a_bad_setting(tmp_path):
     assert checked.returncode == 1
     assert checked.stderr.startswith("Configuration error: DEBUG='maybe'")
     assert len(checked.stderr.strip().splitlines()) == 1, checked.stderr
+
+
+@pytest.mark.e2e
+def test_web_workers_with_the_scheduler_off_still_mail_that_none_runs(app_env, tmp_path):
+    """ENABLE_SCHEDULER=0 leaves the jobs to `runscheduler`; when that is dead,
+    the web processes still tell ADMINS, once."""
+    output = tmp_path / "gunicorn.out"
+    env = {
+        **app_env,
+        "ENABLE_SCHEDULER": "0",
+        "ADMINS": "ops@example.com",
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        "SCHEDULER_ALERT_CHECK_SECONDS": "1",
+    }
+    # A runscheduler that died two minutes ago.
+    dead = (
+        "from datetime import timedelta; "
+        "from crm.scheduler.lease import Lease, database_now_plus; "
+        "from crm.scheduler.models import SchedulerLease; "
+        "assert Lease('default', timedelta(seconds=3)).acquire(); "
+        "SchedulerLease.objects.update(heartbeat_at=database_now_plus(-timedelta(minutes=2)), "
+        "expires_at=database_now_plus(-timedelta(minutes=2)))"
+    )
+    assert run([sys.executable, "manage.py", "shell", "-c", dead], env).returncode == 0
+    server = start_group(
+        [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{free_port()}", "config.wsgi"],
+        env,
+        output=output,
+    )
+    try:
+        try:
+            wait_until(lambda: "Subject: " in output.read_text(), timeout=20)
+        except AssertionError:
+            raise AssertionError(f"no alert mailed\n{log_of(env)}") from None
+        wait_until(lambda: log_of(env).count("watching for alerts") == 2, timeout=10)
+        time.sleep(3)  # more checks, by both workers: none may mail again
+    finally:
+        stop_group(server)
+    messages = output.read_text()
+
+    assert messages.count("Subject: [CRM] No scheduler is running") == 1
+    assert pids(STARTED, env) == []

@@ -163,6 +163,9 @@ def _drop_stale_connections() -> None:
 def check_alerts(job_ids: list[str] | None = None) -> None:
     try:
         alerts.check(job_ids)
+    except CONNECTION_ERRORS as error:
+        drop_connection()
+        logger.warning("scheduler could not check alerts: %s", error)
     except Exception:
         # A broken mail server or database must not hide the job's own outcome,
         # nor stop the scheduler.

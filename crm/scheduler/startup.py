@@ -21,6 +21,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
 logger = logging.getLogger("crm.scheduler")
 _runner = None
+_watcher = None
 _serving = False
 
 
@@ -51,7 +52,10 @@ def runserver_serves_here(argv: list[str], environ) -> bool:
 
 def start_if_wanted() -> None:
     global _runner
-    if _runner is not None or not wanted_in_this_process(sys.argv, os.environ):
+    if _runner is not None:
+        return
+    if not wanted_in_this_process(sys.argv, os.environ):
+        _watch_alerts_if_serving()
         return
     from crm.scheduler.runner import SchedulerRunner
 
@@ -59,6 +63,19 @@ def start_if_wanted() -> None:
     _runner.start()
     _release_lease_on_sigterm(_runner)
     logger.info("scheduler standby started (pid %s)", os.getpid())
+
+
+def _watch_alerts_if_serving() -> None:
+    """A server with the scheduler off still mails alerts (crm.scheduler.watcher)."""
+    global _watcher
+    serving = _serving or runserver_serves_here(sys.argv, os.environ)
+    if _watcher is not None or not serving or not settings.ADMINS:
+        return
+    from crm.scheduler.watcher import AlertWatcher
+
+    _watcher = AlertWatcher()
+    _watcher.start()
+    logger.info("scheduler off in this process; watching for alerts (pid %s)", os.getpid())
 
 
 def _release_lease_on_sigterm(runner) -> None:
