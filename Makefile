@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test test-e2e bench lint format clean
+.PHONY: run test test-e2e test-faults bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(VENV)/.test-installed
 ## test-e2e: the slow end-to-end tests with real servers
 test-e2e: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+## test-faults: database fault injection on private PostgreSQL and MariaDB servers the tests start
+test-faults: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
 ## bench: the benchmarks (DATABASE_URL picks the database); a table, and tmp/bench/<database>.json
 bench: $(VENV)/.test-installed

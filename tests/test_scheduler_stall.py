@@ -176,9 +176,16 @@ def test_no_scheduler_is_not_mailed_when_no_job_is_enabled(mailoutbox, settings)
     assert mailoutbox == []
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_real_dispatch_loop_that_blocks_is_reported_stalled(settings, active_scheduler):
+@pytest.fixture
+def quick_alerts(settings):
     settings.SCHEDULER_STALL_SECONDS = 5
+    settings.SCHEDULER_ALERT_CHECK_SECONDS = 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_dispatch_loop_that_blocks_is_reported_by_status_health_and_one_mail(
+    quick_alerts, active_scheduler, client, mailoutbox
+):
     assert not stalled()
 
     # A job (or a bug) that holds the job store's lock blocks every pass,
@@ -186,8 +193,18 @@ def test_a_real_dispatch_loop_that_blocks_is_reported_stalled(settings, active_s
     active_scheduler.scheduler._jobstores_lock.acquire()
     try:
         wait_until(stalled, timeout=20, message="the blocked scheduler was not reported")
-        assert status.active_scheduler() is not None
+        with pytest.raises(CommandError, match="stalled"):
+            call_command("scheduler", "status")
+        health = client.get(HEALTH, headers={"Authorization": f"Bearer {'t' * 32}"})
+        assert health.status_code == 503
+        assert health.json()["active_scheduler"]["stalled"] is True
+        wait_until(lambda: mailoutbox, timeout=10, message="no alert was mailed")
     finally:
         active_scheduler.scheduler._jobstores_lock.release()
 
     wait_until(lambda: not stalled(), timeout=10, message="still stalled after it was unblocked")
+    wait_until(lambda: len(mailoutbox) >= 2, timeout=10, message="no mail that it recovered")
+    assert [mail.subject for mail in mailoutbox] == [
+        "[CRM] The scheduler is stalled",
+        "[CRM] The scheduler dispatches again",
+    ]
