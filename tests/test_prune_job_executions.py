@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm import jobs
-from crm.scheduler import history
+from crm.scheduler import execution, history
 from crm.scheduler.models import RunDetail, SchedulerCommand
 
 pytestmark = pytest.mark.django_db
@@ -64,15 +64,30 @@ def test_it_keeps_each_jobs_latest_run_however_old():
     assert "Deleted 1 job executions older than 7 days; kept 1 as their job's latest" in output
 
 
-def test_it_keeps_runs_still_going_however_old():
-    run("nightly", 20, status=history.RUNNING)
+def test_it_keeps_runs_going_on_in_this_process_however_old():
+    going = run("nightly", 20, status=history.RUNNING)
     run("nightly", 21, status=history.FAILED)
+    run("nightly", 1)
+
+    with execution._running_lock:
+        execution._running.add(going.pk)
+    try:
+        output = prune()
+    finally:
+        execution._running.discard(going.pk)
+
+    assert remaining() == [("nightly", 1), ("nightly", 20)]
+    assert "and 1 still running." in output
+
+
+def test_it_deletes_old_runs_left_started_that_nobody_is_running():
+    run("nightly", 20, status=history.RUNNING)  # its process died long ago
     run("nightly", 1)
 
     output = prune()
 
-    assert remaining() == [("nightly", 1), ("nightly", 20)]
-    assert "and 1 still running." in output
+    assert remaining() == [("nightly", 1)]
+    assert "and 0 still running." in output
 
 
 def test_it_deletes_in_batches():

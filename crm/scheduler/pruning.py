@@ -8,6 +8,7 @@ from django.db.models import OuterRef, Subquery
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.batching import BatchSize
+from crm.scheduler.execution import runs_in_progress
 from crm.scheduler.history import RUNNING
 from crm.scheduler.models import RunDetail, SchedulerCommand
 
@@ -30,7 +31,10 @@ def prune_executions(
     *, older_than: datetime, batch_size: int | None = None, dry_run: bool = False, progress=None
 ) -> PruneResult:
     """Delete executions scheduled before `older_than`, except each job's most
-    recent one and any still running."""
+    recent one and the runs going on in this process. A row still marked
+    running that is older than that and not going on here never finished
+    (its process died and no scheduler became active since to mark it
+    interrupted): it goes like the rest."""
     latest_ids = set(
         DjangoJob.objects.annotate(
             latest=Subquery(
@@ -43,9 +47,10 @@ def prune_executions(
         .values_list("latest", flat=True)
     )
     old = DjangoJobExecution.objects.filter(run_time__lt=older_than)
-    kept_running = old.filter(status=RUNNING).exclude(pk__in=latest_ids).count()
+    going_here = runs_in_progress()
+    kept_running = old.filter(status=RUNNING, pk__in=going_here).exclude(pk__in=latest_ids).count()
     kept_latest = old.filter(pk__in=latest_ids).count()
-    doomed = old.exclude(status=RUNNING).exclude(pk__in=latest_ids)
+    doomed = old.exclude(pk__in=going_here).exclude(pk__in=latest_ids)
     if dry_run:
         return PruneResult(doomed.count(), kept_latest, kept_running)
     deleted, after = 0, 0
