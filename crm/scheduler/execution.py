@@ -199,6 +199,7 @@ class FireTimeThreadExecutor(BaseExecutor):
                 self._run_job_success(job.id, events)
             finally:
                 self._threads.discard(threading.current_thread())
+                drop_connection()  # this thread's own (kept with CONN_MAX_AGE); it ends here
 
         thread = threading.Thread(
             target=contextvars.copy_context().run, args=(run,), name=f"job {job.id}", daemon=True
