@@ -265,3 +265,15 @@ def test_a_host_whose_clock_jumps_hours_ahead_runs_nothing_and_resumes_once_corr
     assert not any(fire > corrected + timedelta(minutes=1) for fire in FIRES)
     assert "s ahead of the database's" in caplog.text
     assert len(FIRES) == len(set(FIRES))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_banner_says_the_database_is_unreachable():
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    page = Template("{% load scheduler_admin %}{% scheduler_banner %}")
+    with database_unreachable():
+        banner = page.render(Context({"request": RequestFactory().get("/admin/")}))
+
+    assert "The database is unreachable" in banner
