@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.scheduler import startup, status
+from crm.scheduler import serializers, startup, status
 from crm.scheduler.connections import describe, drop_connection
 
 WAKE_INTERVAL_SECONDS = 10  # at most one wake per process in this time
@@ -43,11 +43,7 @@ def scheduler_health(request):
     problems = status.problems(active, jobs, settings.HEALTH_CHECKS)
     body = {"status": "unhealthy" if problems else "ok"}
     if _may_see_details(request):
-        body.update(
-            problems=problems,
-            active_scheduler=active.as_dict(jobs) if active else None,
-            jobs=[_job(job) for job in jobs],
-        )
+        body.update(serializers.scheduler_state(active, jobs, problems))
     return _unhealthy(body) if problems else JsonResponse(body)
 
 
@@ -140,21 +136,3 @@ def _bearer_matches(request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(
         offered.strip().encode(), token.encode()
     )
-
-
-def _job(job):
-    last = job.last_run
-    return {
-        "id": job.id,
-        "paused": job.paused,
-        "next_run": job.next_run,
-        "last_run": {
-            "scheduled": last.run_time,
-            "status": last.status,
-            "duration_seconds": float(last.duration) if last.duration is not None else None,
-        }
-        if last
-        else None,
-        "late": job.late,
-        "failing": job.failing,
-    }

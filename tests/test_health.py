@@ -1,9 +1,12 @@
 """GET /health/scheduler/: 200 or 503 for monitors, details for staff and token holders."""
 
+import json
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django_apscheduler.models import DjangoJobExecution
 
 from crm.scheduler import control, history
@@ -116,3 +119,16 @@ def test_a_bad_health_checks_setting_is_a_one_line_error():
     assert result.returncode != 0
     assert "HEALTH_CHECKS='active,slow' is not valid" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_details_are_the_same_shape_as_status_json(client):
+    active()
+    details = get(client, Authorization="Bearer s3cret").json()
+    out = StringIO()
+    with time_machine.travel(NOW + timedelta(seconds=10), tick=False):
+        call_command("scheduler", "status", "--json", stdout=out)
+    status_json = json.loads(out.getvalue())
+
+    assert details["jobs"] == status_json["jobs"]
+    assert details["problems"] == status_json["problems"] == []
+    assert set(details["active_scheduler"]) == set(status_json["active_scheduler"])

@@ -3,10 +3,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError
 from django.utils import timezone
 
-from crm.scheduler import control, status
+from crm.scheduler import control, serializers, status
 from crm.scheduler.connections import database_reachable, describe
 from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger, quoted
 from crm.scheduler.history import RUNNING, detail_of
@@ -74,11 +75,7 @@ class Command(BaseCommand):
         active, jobs = status.active_scheduler(now), status.job_states(now)
         if as_json:
             self._print_json(
-                {
-                    "healthy": not status.problems(active, jobs),
-                    "active_scheduler": active.as_dict(jobs) if active else None,
-                    "jobs": [_state_as_dict(job) for job in jobs],
-                }
+                serializers.scheduler_state(active, jobs, status.problems(active, jobs))
             )
         else:
             self._print_active(active, jobs)
@@ -91,7 +88,7 @@ class Command(BaseCommand):
     def handle_list(self, as_json, **options):
         jobs = status.job_states()
         if as_json:
-            self._print_json([_listing_as_dict(job) for job in jobs])
+            self._print_json([serializers.job_listing(job) for job in jobs])
             return
         for job in jobs:
             declaration = job.declaration
@@ -178,7 +175,7 @@ class Command(BaseCommand):
             self.stdout.write(fire.astimezone(trigger.timezone).isoformat())
 
     def _print_json(self, data) -> None:
-        self.stdout.write(json.dumps(data, indent=2, default=str))
+        self.stdout.write(json.dumps(data, indent=2, cls=DjangoJSONEncoder))
 
     def _print_active(self, active, jobs) -> None:
         if active is None:
@@ -245,48 +242,3 @@ def _ago(seconds: float) -> str:
         if seconds >= size:
             return f"{int(seconds // size)} {unit}"
     return f"{int(seconds)} s"
-
-
-def _execution_as_dict(execution):
-    if execution is None:
-        return None
-    detail = detail_of(execution)
-    return {
-        "scheduled": execution.run_time,
-        "started": detail.started_at if detail else None,
-        "status": execution.status,
-        "duration_seconds": float(execution.duration) if execution.duration is not None else None,
-        "triggered_by": detail.triggered_by if detail else None,
-        "error": execution.exception,
-        "result": detail.result if detail else None,
-    }
-
-
-def _listing_as_dict(job):
-    declaration = job.declaration
-    return {
-        "id": job.id,
-        "declared": declaration is not None,
-        "stored": job.stored,
-        "paused": job.paused,
-        "schedule": declaration.schedule if declaration else None,
-        "schedule_in_words": declaration.describe_schedule() if declaration else None,
-        "time_zone": declaration.zone if declaration else None,
-        "func": declaration.func if declaration else None,
-        "description": declaration.description if declaration else None,
-        "misfire_grace_seconds": declaration.misfire_grace_seconds if declaration else None,
-        "enabled": declaration.enabled if declaration else None,
-    }
-
-
-def _state_as_dict(job):
-    return {
-        **_listing_as_dict(job),
-        "next_run": job.next_run,
-        "running": job.running,
-        "late": job.late,
-        "late_since": job.late_since,
-        "failing": job.failing,
-        "last_run": _execution_as_dict(job.last_run),
-        "last_finished_run": _execution_as_dict(job.last_finished),
-    }

@@ -1,0 +1,60 @@
+"""The scheduler's state as plain data: one shape for `scheduler status --json`,
+`scheduler list --json` and the health endpoint's details."""
+
+from crm.scheduler.history import detail_of
+from crm.scheduler.status import ActiveScheduler, JobState
+
+
+def scheduler_state(active: ActiveScheduler | None, jobs: list[JobState], problems: list[str]):
+    return {
+        "healthy": not problems,
+        "problems": problems,
+        "active_scheduler": active.as_dict(jobs) if active else None,
+        "jobs": [job_state(job) for job in jobs],
+    }
+
+
+def job_listing(job: JobState) -> dict:
+    """What is declared about a job, and whether it is stored or paused."""
+    declaration = job.declaration
+    return {
+        "id": job.id,
+        "declared": declaration is not None,
+        "stored": job.stored,
+        "paused": job.paused,
+        "schedule": declaration.schedule if declaration else None,
+        "schedule_in_words": declaration.describe_schedule() if declaration else None,
+        "time_zone": declaration.zone if declaration else None,
+        "func": declaration.func if declaration else None,
+        "description": declaration.description if declaration else None,
+        "misfire_grace_seconds": declaration.misfire_grace_seconds if declaration else None,
+        "enabled": declaration.enabled if declaration else None,
+    }
+
+
+def job_state(job: JobState) -> dict:
+    return {
+        **job_listing(job),
+        "next_run": job.next_run,
+        "running": job.running,
+        "late": job.late,
+        "late_since": job.late_since,
+        "failing": job.failing,
+        "last_run": execution(job.last_run),
+        "last_finished_run": execution(job.last_finished),
+    }
+
+
+def execution(run) -> dict | None:
+    if run is None:
+        return None
+    detail = detail_of(run)
+    return {
+        "scheduled": run.run_time,
+        "started": detail.started_at if detail else None,
+        "status": run.status,
+        "duration_seconds": float(run.duration) if run.duration is not None else None,
+        "triggered_by": detail.triggered_by if detail else None,
+        "error": run.exception,
+        "result": detail.result if detail else None,
+    }
