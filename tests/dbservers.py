@@ -464,7 +464,10 @@ class PrivateMariaDB(PrivateServer):
     def __init__(self, base_dir: Path, options: dict | None = None):
         import pymysql
 
-        self.connect_errors = (pymysql.err.OperationalError,)
+        # pymysql.OperationalError, not pymysql.err.OperationalError: once
+        # Django's MySQL backend imports pymysql as MySQLdb, `pymysql.err` names
+        # a second copy of that module, whose classes connect() never raises.
+        self.connect_errors = (pymysql.OperationalError,)
         self.options = dict(options or {})
         super().__init__(base_dir)
 
@@ -587,7 +590,7 @@ class PrivateMariaDB(PrivateServer):
             cursor.execute(find, (database,))
             ids = [row[0] for row in cursor.fetchall()]
             for thread_id in ids:
-                with contextlib.suppress(pymysql.err.OperationalError):  # already gone
+                with contextlib.suppress(pymysql.OperationalError):  # already gone
                     cursor.execute(f"KILL CONNECTION {int(thread_id)}")
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:

@@ -13,13 +13,13 @@ import pytest
 from tests.conftest import e2e_env, query
 from tests.dbservers import SHARED_PORTS, PrivateMariaDB, PrivatePostgres
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.faults
 
 CURRENT_DATABASE = {"postgres": "SELECT current_database()", "mariadb": "SELECT DATABASE()"}
 SERVER_PORT = {"postgres": "SELECT inet_server_port()", "mariadb": "SELECT @@port"}
 LOST = {
     "postgres": (psycopg.OperationalError,),
-    "mariadb": (pymysql.err.OperationalError, pymysql.err.InterfaceError),
+    "mariadb": (pymysql.OperationalError, pymysql.InterfaceError),
 }
 
 
