@@ -104,7 +104,9 @@ def test_after_kill_9_a_standby_takes_over_within_the_lease_and_catches_up_once(
     catch_up = after[0]
     assert catch_up - last_before >= timedelta(seconds=2), "the missed fires ran one by one"
     active = activated_at(Path(app_env["LOG_DIR"]) / "django.log", successor.pid)
-    assert active - timedelta(seconds=1) < catch_up <= active, (
+    # With the dispatched fire run, the next one may not have fallen due yet.
+    on_time = active + timedelta(seconds=1) if recovered else active
+    assert active - timedelta(seconds=1) < catch_up <= on_time, (
         "the first run after the takeover serves the latest missed fire, at once"
     )
     regular = after[1:]
