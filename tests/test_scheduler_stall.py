@@ -190,7 +190,7 @@ def test_a_real_dispatch_loop_that_blocks_is_reported_by_status_health_and_one_m
 
     # A job (or a bug) that holds the job store's lock blocks every pass,
     # while the lease keeper goes on renewing the lease.
-    active_scheduler.scheduler._jobstores_lock.acquire()
+    active_scheduler.scheduler.jobstores_lock.acquire()
     try:
         wait_until(stalled, timeout=20, message="the blocked scheduler was not reported")
         with pytest.raises(CommandError, match="stalled"):
@@ -200,7 +200,7 @@ def test_a_real_dispatch_loop_that_blocks_is_reported_by_status_health_and_one_m
         assert health.json()["active_scheduler"]["stalled"] is True
         wait_until(lambda: mailoutbox, timeout=10, message="no alert was mailed")
     finally:
-        active_scheduler.scheduler._jobstores_lock.release()
+        active_scheduler.scheduler.jobstores_lock.release()
 
     wait_until(lambda: not stalled(), timeout=10, message="still stalled after it was unblocked")
     wait_until(lambda: len(mailoutbox) >= 2, timeout=10, message="no mail that it recovered")

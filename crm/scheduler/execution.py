@@ -12,12 +12,12 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from apscheduler.executors.base import BaseExecutor, run_job
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from crm.scheduler import alerts, commands, history, recovery
+from crm.scheduler.apscheduler_adapter import HookedExecutor
 from crm.scheduler.connections import CONNECTION_ERRORS, drop_connection, reconnecting
 from crm.scheduler.history import BY_SCHEDULE
 from crm.scheduler.signals import job_finished, job_started
@@ -172,7 +172,7 @@ def check_alerts(job_ids: list[str] | None = None) -> None:
         logger.exception("scheduler could not check or mail alerts")
 
 
-class FireTimeThreadExecutor(BaseExecutor):
+class FireTimeThreadExecutor(HookedExecutor):
     """Runs each job in a daemon thread of its own and tells it which fire time
     it serves.
 
@@ -188,15 +188,11 @@ class FireTimeThreadExecutor(BaseExecutor):
         super().__init__()
         self._threads: set[threading.Thread] = set()
 
-    def _do_submit_job(self, job, run_times):
+    def start_run(self, job, run_times):
         def run():
             scheduled_fire_time.set(run_times[-1])
             try:
-                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
-            except BaseException as error:
-                self._run_job_error(job.id, error, error.__traceback__)
-            else:
-                self._run_job_success(job.id, events)
+                self.run_and_report(job, run_times)
             finally:
                 self._threads.discard(threading.current_thread())
                 drop_connection()  # this thread's own (kept with CONN_MAX_AGE); it ends here

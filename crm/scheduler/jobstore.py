@@ -5,16 +5,16 @@ import pickle
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from django.db import DatabaseError, close_old_connections, connection
-from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
 
 from crm.scheduler import history
+from crm.scheduler.apscheduler_adapter import HookedDjangoJobStore
 from crm.scheduler.connections import drop_connection, reconnecting
 
 logger = logging.getLogger("crm.scheduler")
 
 
-class KeepingDjangoJobStore(DjangoJobStore):
+class KeepingDjangoJobStore(HookedDjangoJobStore):
     """A job that cannot be loaded (its pickled state refers to code that moved)
     is reported and skipped, not deleted together with its run history; and
     shutting down does not close a connection inside a transaction; and run
@@ -23,7 +23,7 @@ class KeepingDjangoJobStore(DjangoJobStore):
 
     Every method that reads or writes the store survives a lost connection
     (crm.scheduler.connections): django-apscheduler's own retry is bypassed
-    by the `_get_jobs` override, which left APScheduler's thread with a dead
+    by the `load_jobs` override, which left APScheduler's thread with a dead
     connection after a database restart."""
 
     read_failed = False  # whether the last look for due jobs failed
@@ -37,23 +37,26 @@ class KeepingDjangoJobStore(DjangoJobStore):
         self.read_failed = False
         return jobs
 
-    _get_due_jobs = reconnecting(DjangoJobStore.get_due_jobs)
-    get_next_run_time = reconnecting(DjangoJobStore.get_next_run_time)
-    lookup_job = reconnecting(DjangoJobStore.lookup_job)
-    get_all_jobs = reconnecting(DjangoJobStore.get_all_jobs)
-    update_job = reconnecting(DjangoJobStore.update_job)
-    remove_job = reconnecting(DjangoJobStore.remove_job)
+    _get_due_jobs = reconnecting(HookedDjangoJobStore.get_due_jobs)
+    get_next_run_time = reconnecting(HookedDjangoJobStore.get_next_run_time)
+    lookup_job = reconnecting(HookedDjangoJobStore.lookup_job)
+    get_all_jobs = reconnecting(HookedDjangoJobStore.get_all_jobs)
+    update_job = reconnecting(HookedDjangoJobStore.update_job)
+    remove_job = reconnecting(HookedDjangoJobStore.remove_job)
+
+    def start(self, scheduler, alias):
+        super().start(scheduler, alias)
+        scheduler.add_listener(_record_fire_not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
     def register_event_listeners(self):
-        self._scheduler.add_listener(
-            _record_fire_not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
-        )
+        """Not django-apscheduler's listeners, which record runs from events:
+        `start` adds the one kept."""
 
-    def _get_jobs(self, **filters):
+    def load_jobs(self, **filters):
         jobs = []
         for job_id, job_state in DjangoJob.objects.filter(**filters).values_list("id", "job_state"):
             try:
-                jobs.append(self._reconstitute_job(job_state))
+                jobs.append(self.job_from_state(job_state))
             except (
                 pickle.UnpicklingError,
                 ImportError,
@@ -70,7 +73,7 @@ class KeepingDjangoJobStore(DjangoJobStore):
         return jobs
 
     def unreadable_job_ids(self) -> list[str]:
-        readable = {job.id for job in self._get_jobs()}
+        readable = {job.id for job in self.load_jobs()}
         return sorted(set(DjangoJob.objects.values_list("id", flat=True)) - readable)
 
     def shutdown(self):

@@ -24,8 +24,8 @@ class OnePassScheduler(SafeBackgroundScheduler):
         super().__init__(*args, **kwargs)
         self.looked = threading.Event()
 
-    def _process_jobs(self):
-        wait = super()._process_jobs()
+    def process_due_jobs(self):
+        wait = super().process_due_jobs()
         if self.state == STATE_RUNNING:  # a real pass, not one skipped while paused
             self.looked.set()
         return wait
@@ -65,10 +65,9 @@ def run_once(runner: SchedulerRunner) -> str:
 def _wait_for_runs(runner: SchedulerRunner, scheduler) -> None:
     """Keep the lease while submitted runs go on, so no standby takes over
     and marks them interrupted."""
-    executor = scheduler._lookup_executor("default")
+    executor = scheduler.lookup_executor("default")
     next_renewal = time.monotonic() + runner.renew_every
-    # The executor counts running instances per job; zero everywhere means done.
-    while any(executor._instances.values()):
+    while executor.has_running_jobs():
         if time.monotonic() >= next_renewal:
             if not runner._try_acquire():
                 logger.warning("scheduler --once lost its lease while runs were going on")

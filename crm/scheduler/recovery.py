@@ -54,8 +54,7 @@ outages = OutageLog()
 def recover(scheduler, since: datetime) -> list[tuple[str, datetime]]:
     """Run the lost fires from `since` on; returns (job id, fire time) of each."""
     now = datetime.now(UTC)
-    with scheduler._jobstores_lock:
-        jobs = [job for job in scheduler.get_jobs() if job.next_run_time is not None]
+    jobs = [job for job in scheduler.get_jobs() if job.next_run_time is not None]
     last_fires = _last_scheduled_fires([job.id for job in jobs])
     recovered = []
     for job in jobs:

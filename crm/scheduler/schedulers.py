@@ -18,27 +18,22 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from apscheduler.executors.base import MaxInstancesReachedError
-from apscheduler.job import Job
-from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from django.db import connection
 
+from crm.scheduler.apscheduler_adapter import HookedBackgroundScheduler
 from crm.scheduler.connections import drop_connection
 
 logger = logging.getLogger("crm.scheduler")
 RETRY_SECONDS = 1.0
 
 
-class ClosingBackgroundScheduler(BackgroundScheduler):
+class ClosingBackgroundScheduler(HookedBackgroundScheduler):
     """Closes its thread's database connection when the thread ends, so a
     scheduler stopped on losing the lease leaves no connection behind."""
 
-    def _main_loop(self):
-        try:
-            super()._main_loop()
-        finally:
-            connection.close()
+    def thread_ended(self):
+        connection.close()
 
 
 class SafeBackgroundScheduler(ClosingBackgroundScheduler):
@@ -52,36 +47,21 @@ class SafeBackgroundScheduler(ClosingBackgroundScheduler):
         self.last_pass: float | None = None  # monotonic
         self._store_failing = False
 
-    def submit_once(self, job: Job, run_time: datetime, **kwargs) -> bool:
-        """Hand `job` to its executor once, for `run_time`, without touching
-        its schedule; `kwargs` go to the job's function. False if the job is
-        running already (its max_instances)."""
-        single = Job.__new__(Job)
-        single.__setstate__(job.__getstate__())
-        single._scheduler, single._jobstore_alias = self, job._jobstore_alias
-        single.kwargs = kwargs
-        single.misfire_grace_time = None
-        try:
-            self._lookup_executor(job.executor).submit_job(single, [run_time])
-        except MaxInstancesReachedError:
-            return False
-        return True
-
-    def _process_jobs(self):
-        with self._jobstores_lock:
+    def process_due_jobs(self):
+        with self.jobstores_lock:
             if self.state != STATE_RUNNING:
                 return None
             if not self.may_dispatch():
                 return RETRY_SECONDS
             started = datetime.now(UTC)
             try:
-                wait = super()._process_jobs()
+                wait = super().process_due_jobs()
             except Exception as error:
                 drop_connection()
                 logger.warning("scheduler pass failed (%s); retrying in %g s", error, RETRY_SECONDS)
                 self._failed(started)
                 return RETRY_SECONDS
-            if any(getattr(store, "read_failed", False) for store in self._jobstores.values()):
+            if any(getattr(store, "read_failed", False) for store in self.job_stores()):
                 self._failed(started)
                 return RETRY_SECONDS
             self.last_pass = time.monotonic()
@@ -100,5 +80,5 @@ class StoreOnlyScheduler(ClosingBackgroundScheduler):
     """Reads and writes the job store (for other processes: sync, pause, resume)
     and never runs, skips or reschedules a due job."""
 
-    def _process_jobs(self):
+    def process_due_jobs(self):
         return None
