@@ -1,6 +1,9 @@
 from collections import Counter
+from datetime import datetime
 
+from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -25,8 +28,37 @@ class TicketEventInline(admin.TabularInline):
         return False
 
 
+class ExactDateTimeField(forms.DateTimeField):
+    """A hidden datetime posted back exactly: the widget's own format would
+    drop the microseconds and the offset."""
+
+    widget = forms.HiddenInput
+
+    def prepare_value(self, value):
+        return value.isoformat() if isinstance(value, datetime) else value
+
+
+class TicketForm(forms.ModelForm):
+    # Which version of the ticket the agent edited: saving over someone else's
+    # change made meanwhile would silently undo it.
+    seen_updated_at = ExactDateTimeField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["seen_updated_at"].initial = self.instance.updated_at
+
+    def clean(self):
+        cleaned_data = super().clean()
+        seen = cleaned_data.get("seen_updated_at")
+        if self.instance.pk is not None and seen != self.instance.updated_at:
+            raise forms.ValidationError(str(services.TicketChangedConcurrently(self.instance)))
+        return cleaned_data
+
+
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
+    form = TicketForm
     list_display = ["id", "title", "status", "priority", "assignee", "requester_name", "age"]
     list_display_links = ["id", "title"]
     # Cheap with a million tickets: no filter that scans them all for its
@@ -47,6 +79,7 @@ class TicketAdmin(admin.ModelAdmin):
         "status",
         ("created_at", "updated_at"),
         ("resolved_at", "closed_at"),
+        "seen_updated_at",
     ]
     inlines = [TicketEventInline]
     actions = ["resolve_tickets", "close_tickets", "reopen_tickets"]
@@ -71,7 +104,21 @@ class TicketAdmin(admin.ModelAdmin):
             obj._state.adding = False
             return
         changes = {field: getattr(obj, field) for field in form.changed_data}
-        services.ticket_update_details(ticket_id=obj.pk, actor=request.user, **changes)
+        services.ticket_update_details(
+            ticket_id=obj.pk,
+            actor=request.user,
+            seen_updated_at=form.cleaned_data["seen_updated_at"],
+            **changes,
+        )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.TicketChangedConcurrently as changed:
+            # Changed after the form's own check, while saving: the edits are
+            # rolled back, and the page shows the ticket as it is now.
+            self.message_user(request, str(changed), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     @admin.action(description="Resolve selected tickets", permissions=["change"])
     def resolve_tickets(self, request, queryset):

@@ -22,13 +22,21 @@ __all__ = [
 ]
 
 
+class TicketStatus(models.TextChoices):
+    NEW = "new", "New"
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+_RESOLVED_OR_CLOSED = [TicketStatus.RESOLVED, TicketStatus.CLOSED]
+
+
 class Ticket(models.Model):
-    class Status(models.TextChoices):
-        NEW = "new", "New"
-        OPEN = "open", "Open"
-        PENDING = "pending", "Pending"
-        RESOLVED = "resolved", "Resolved"
-        CLOSED = "closed", "Closed"
+    # Defined outside so that Meta's constraints can name the statuses: a
+    # nested class body cannot see its enclosing class's names.
+    Status = TicketStatus
 
     class Priority(models.IntegerChoices):
         LOW = 1, "Low"
@@ -66,20 +74,20 @@ class Ticket(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["new", "open", "pending", "resolved", "closed"]),
+                condition=Q(status__in=TicketStatus.values),
                 name="ticket_status_valid",
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(status__in=["resolved", "closed"], resolved_at__isnull=False)
-                    | (~Q(status__in=["resolved", "closed"]) & Q(resolved_at__isnull=True))
+                    Q(status__in=_RESOLVED_OR_CLOSED, resolved_at__isnull=False)
+                    | (~Q(status__in=_RESOLVED_OR_CLOSED) & Q(resolved_at__isnull=True))
                 ),
                 name="ticket_resolved_at_iff_resolved_or_closed",
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(status="closed", closed_at__isnull=False)
-                    | (~Q(status="closed") & Q(closed_at__isnull=True))
+                    Q(status=TicketStatus.CLOSED, closed_at__isnull=False)
+                    | (~Q(status=TicketStatus.CLOSED) & Q(closed_at__isnull=True))
                 ),
                 name="ticket_closed_at_iff_closed",
             ),

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import DateTimeField, Q, Value
+from django.db.models import F, Q, Value
 from django.utils import timezone
 
 from crm.batching import BatchSize
@@ -33,32 +33,34 @@ class TransitionNotAllowed(TicketError):
         self.ticket = ticket
         self.from_status = from_status
         self.to_status = to_status
-        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[from_status])) or "none, it is final"
-        super().__init__(
-            f"Ticket #{ticket.pk} cannot go from {from_status} to {to_status} "
-            f"(allowed from {from_status}: {allowed})."
+        super().__init__(self.explain())
+
+    def explain(self) -> str:
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[self.from_status])) or "none, it is final"
+        return (
+            f"Ticket #{self.ticket.pk} cannot go from {self.from_status} to {self.to_status} "
+            f"(allowed from {self.from_status}: {allowed})."
         )
 
 
 class ReopenNotAllowed(TransitionNotAllowed):
     def __init__(self, ticket: Ticket):
-        TicketError.__init__(
-            self,
-            f"Ticket #{ticket.pk} cannot go from {ticket.status} to open by reopening: "
-            "only resolved tickets can be reopened.",
+        super().__init__(ticket, ticket.status, Status.OPEN)
+
+    def explain(self) -> str:
+        # Not the allowed moves: pending may go to open, just not by reopening.
+        return (
+            f"Ticket #{self.ticket.pk} cannot go from {self.from_status} to open by reopening: "
+            "only resolved tickets can be reopened."
         )
-        self.ticket = ticket
-        self.from_status = ticket.status
-        self.to_status = Status.OPEN
 
 
 class TicketChangedConcurrently(TicketError):
-    def __init__(self, ticket: Ticket, expected_status: str):
+    """Someone else changed the ticket after the caller loaded it; nothing was changed."""
+
+    def __init__(self, ticket: Ticket, what_changed: str = "was changed by someone else meanwhile"):
         self.ticket = ticket
-        super().__init__(
-            f"Ticket #{ticket.pk} is no longer {expected_status}: "
-            "someone else changed it meanwhile. Reload it and try again."
-        )
+        super().__init__(f"Ticket #{ticket.pk} {what_changed}. Reload it and try again.")
 
 
 def is_transition_allowed(from_status: str, to_status: str) -> bool:
@@ -84,14 +86,7 @@ def ticket_create(
         priority=priority,
         assignee=assignee,
     )
-    TicketEvent.objects.create(
-        ticket=ticket,
-        kind=TicketEvent.Kind.STATUS,
-        to_status=ticket.status,
-        actor=actor,
-        reason="created",
-        created_at=ticket.created_at,
-    )
+    _record_status_change(ticket, "", ticket.status, actor, "created", ticket.created_at)
     if assignee is not None:
         _record_assignment(ticket, None, assignee, actor, "", ticket.created_at)
     return ticket
@@ -114,32 +109,32 @@ def ticket_transition(
         raise TransitionNotAllowed(ticket, from_status, to_status)
 
     now = timezone.now()
-    changes = {"status": to_status, "updated_at": now}
-    if to_status == Status.RESOLVED:
-        changes["resolved_at"] = now
-    elif to_status == Status.OPEN:
-        changes["resolved_at"] = None
-    elif to_status == Status.CLOSED:
-        changes["closed_at"] = now
-
+    changes = _transition_changes(to_status, now)
     with transaction.atomic():
         updated = Ticket.objects.filter(pk=ticket.pk, status=from_status).update(**changes)
         if updated != 1:
-            raise TicketChangedConcurrently(ticket, from_status)
-        TicketEvent.objects.create(
-            ticket=ticket,
-            kind=TicketEvent.Kind.STATUS,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            reason=reason,
-            created_at=now,
-        )
+            raise TicketChangedConcurrently(
+                ticket, f"is no longer {from_status}: someone else changed it meanwhile"
+            )
+        _record_status_change(ticket, from_status, to_status, actor, reason, now)
     # Only after the block: a rollback (some foreign keys are checked at COMMIT)
     # leaves the caller's object as it was.
     for field, value in changes.items():
         setattr(ticket, field, value)
     return ticket
+
+
+def _transition_changes(to_status: str, when: datetime) -> dict:
+    """The ticket fields a move to `to_status` at `when` writes, whether one
+    ticket moves or a batch of them."""
+    changes = {"status": to_status, "updated_at": when}
+    if to_status == Status.RESOLVED:
+        changes["resolved_at"] = when
+    elif to_status == Status.OPEN:
+        changes["resolved_at"] = None
+    elif to_status == Status.CLOSED:
+        changes["closed_at"] = when
+    return changes
 
 
 def ticket_open(*, ticket: Ticket, actor=None, reason: str = "") -> Ticket:
@@ -179,10 +174,7 @@ def ticket_assign(
         assignee_id=new_id, updated_at=now
     )
     if updated != 1:
-        raise TicketError(
-            f"Ticket #{ticket.pk} was reassigned by someone else meanwhile. "
-            "Reload it and try again."
-        )
+        raise TicketChangedConcurrently(ticket, "was reassigned by someone else meanwhile")
     previous = ticket.assignee if previous_id is not None else None
     ticket.assignee = assignee
     ticket.updated_at = now
@@ -196,9 +188,16 @@ EDITABLE_FIELDS = frozenset(
 
 
 @transaction.atomic
-def ticket_update_details(*, ticket_id: int, actor=None, **changes) -> Ticket:
+def ticket_update_details(
+    *, ticket_id: int, actor=None, seen_updated_at: datetime | None = None, **changes
+) -> Ticket:
     """Save edits to the descriptive fields; a new assignee goes through
-    `ticket_assign` so that it is recorded. Status has its own services."""
+    `ticket_assign` so that it is recorded. Status has its own services.
+
+    `seen_updated_at` is the `updated_at` of the ticket the edits were made on
+    (an agent's form); if the ticket has been changed since, this raises
+    TicketChangedConcurrently and changes nothing.
+    """
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise TicketError(
@@ -206,6 +205,8 @@ def ticket_update_details(*, ticket_id: int, actor=None, **changes) -> Ticket:
             "Change status through the open, resolve, close and reopen services."
         )
     ticket = Ticket.objects.select_related("assignee").get(pk=ticket_id)
+    if seen_updated_at is not None:
+        _hold_if_unchanged(ticket, seen_updated_at)
     assignee = changes.pop("assignee", ticket.assignee)
     if changes:
         changes["updated_at"] = timezone.now()
@@ -213,6 +214,34 @@ def ticket_update_details(*, ticket_id: int, actor=None, **changes) -> Ticket:
         for field, value in changes.items():
             setattr(ticket, field, value)
     return ticket_assign(ticket=ticket, assignee=assignee, actor=actor)
+
+
+def _hold_if_unchanged(ticket: Ticket, seen_updated_at: datetime) -> None:
+    """Lock the ticket's row until commit if it is still as the caller saw it.
+    Every service write sets updated_at, so an UPDATE conditional on it (that
+    changes nothing) both checks and keeps others out until the edits are written."""
+    unchanged = Ticket.objects.filter(pk=ticket.pk, updated_at=seen_updated_at)
+    if unchanged.update(updated_at=F("updated_at")) != 1:
+        raise TicketChangedConcurrently(ticket)
+
+
+def _record_status_change(ticket, from_status, to_status, actor, reason, when) -> None:
+    TicketEvent.objects.create(
+        ticket=ticket, **_status_event(from_status, to_status, actor, reason, when)
+    )
+
+
+def _status_event(from_status, to_status, actor, reason, when) -> dict:
+    """A status change's history row, as TicketEvent field values: one source for
+    a single change and for a batch's INSERT ... SELECT."""
+    return {
+        "kind": TicketEvent.Kind.STATUS,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor,
+        "reason": reason,
+        "created_at": when,
+    }
 
 
 def _record_assignment(ticket, previous, assignee, actor, reason, when) -> None:
@@ -296,24 +325,25 @@ def _close_batch(batch, reason: str) -> int:
         # (SQLite has no row locks: the first write takes the database's write
         # lock, so the two statements below see the same rows.)
         now = timezone.now()
-        _insert_close_events(batch, reason, now)
-        return batch.update(status=Status.CLOSED, closed_at=now, updated_at=now)
+        # ticket_close's writes from the same definitions, so the two cannot drift apart.
+        _insert_events(batch, _status_event(Status.RESOLVED, Status.CLOSED, None, reason, now))
+        return batch.update(**_transition_changes(Status.CLOSED, now))
 
 
-def _insert_close_events(tickets, reason: str, when: datetime) -> None:
-    """INSERT ... SELECT: Django has no bulk insert from a query."""
+def _insert_events(tickets, event: dict) -> None:
+    """Add the history row `event` (TicketEvent field values) to each of `tickets`
+    by INSERT ... SELECT: Django has no bulk insert from a query. Each value goes
+    through its model field, as in `TicketEvent.objects.create(**event)`."""
+    row = TicketEvent(**event)
+    fields = [TicketEvent._meta.get_field(name) for name in event]
     values = {
-        "kind": Value(TicketEvent.Kind.STATUS),
-        "from_status": Value(Status.RESOLVED),
-        "to_status": Value(Status.CLOSED),
-        "reason": Value(reason),
-        "created_at": Value(when, output_field=DateTimeField()),
+        f"event_{field.attname}": Value(getattr(row, field.attname), output_field=field)
+        for field in fields
     }
-    select = tickets.annotate(**{f"event_{name}": value for name, value in values.items()})
-    sql, params = select.values_list(
-        "pk", *[f"event_{name}" for name in values]
-    ).query.sql_with_params()
+    sql, params = tickets.annotate(**values).values_list("pk", *values).query.sql_with_params()
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(column) for column in ["ticket_id", *values])
+    columns = ", ".join(
+        quote(field.column) for field in [TicketEvent._meta.get_field("ticket"), *fields]
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {quote(TicketEvent._meta.db_table)} ({columns}) {sql}", params)

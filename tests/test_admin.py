@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -325,6 +326,58 @@ def test_it_ignores_a_status_posted_to_the_change_form(admin_client):
     stored = Ticket.objects.get(pk=ticket.pk)
     assert (stored.status, stored.closed_at) == ("open", None)
     assert list(ticket.events.values_list("id", flat=True)) == events_before
+
+
+def changed_meanwhile(ticket):
+    return f"Ticket #{ticket.pk} was changed by someone else meanwhile. Reload it and try again."
+
+
+def test_it_refuses_an_edit_of_a_ticket_changed_meanwhile_and_keeps_the_input(
+    admin_client, admin_user, user, django_user_model
+):
+    ticket = make("open")
+    change_url = reverse("admin:crm_ticket_change", args=[ticket.pk])
+    data = form_data(admin_client.get(change_url), assignee=user.pk, title="Printer on floor 2")
+    bob = django_user_model.objects.create_user("bob")
+    with time_machine.travel(timezone.now() + timedelta(minutes=5)):
+        services.ticket_assign(ticket=Ticket.objects.get(pk=ticket.pk), assignee=bob)
+    theirs = Ticket.objects.filter(pk=ticket.pk).values().get()
+
+    response = admin_client.post(change_url, data)
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.non_field_errors() == [changed_meanwhile(ticket)]
+    assert (form["title"].value(), form["assignee"].value()) == ("Printer on floor 2", str(user.pk))
+    assert "was changed by someone else meanwhile" in response.content.decode()
+    assert Ticket.objects.filter(pk=ticket.pk).values().get() == theirs
+    assert not ticket.events.filter(actor=admin_user).exists()
+
+
+def test_it_says_so_when_the_ticket_changes_while_the_edit_is_saved(admin_client, admin_user):
+    """Changed between the form's check and the write: the service refuses, and
+    the admin says why instead of failing with a server error. (The change is
+    made inside the request's transaction, so it rolls back with the edit.)"""
+    ticket = make("open")
+    change_url = reverse("admin:crm_ticket_change", args=[ticket.pk])
+    data = form_data(admin_client.get(change_url), title="Printer on floor 2")
+    before = Ticket.objects.filter(pk=ticket.pk).values().get()
+    changed = []
+
+    def change_it_first(execute, sql, params, many, context):
+        if not changed and sql.startswith("UPDATE") and Ticket._meta.db_table in sql:
+            changed.append(sql)
+            Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(change_it_first):
+        response = admin_client.post(change_url, data, follow=True)
+
+    assert changed
+    assert response.redirect_chain == [(change_url, 302)]
+    assert messages_in(response) == [("error", changed_meanwhile(ticket))]
+    assert Ticket.objects.filter(pk=ticket.pk).values().get() == before
+    assert not ticket.events.filter(actor=admin_user).exists()
 
 
 def test_it_shows_the_history_read_only(admin_client, admin_user):

@@ -84,6 +84,34 @@ def test_it_writes_one_history_row_per_closed_ticket_as_the_system(settings):
     assert TicketEvent.objects.filter(ticket=ticket, to_status="closed").count() == 1
 
 
+def written(ticket):
+    """The ticket's row and its history rows, all but the events' ids."""
+    events = TicketEvent.objects.filter(ticket=ticket).order_by("id")
+    fields = [field.attname for field in TicketEvent._meta.concrete_fields if field.name != "id"]
+    return Ticket.objects.filter(pk=ticket.pk).values().get(), list(events.values(*fields))
+
+
+def test_it_closes_a_ticket_exactly_as_closing_it_alone_does():
+    ticket = resolved(30)
+    with transaction.atomic():
+        with time_machine.travel(NOW, tick=False):
+            services.ticket_close(ticket=Ticket.objects.get(pk=ticket.pk), reason="auto")
+        closed_alone = written(ticket)
+        transaction.set_rollback(True)
+    assert statuses() == {"Printer offline": "resolved"}
+
+    with time_machine.travel(NOW, tick=False):
+        result = services.tickets_auto_close(
+            resolved_before=NOW - timedelta(hours=24), reason="auto"
+        )
+
+    assert result.closed == 1
+    assert written(ticket) == closed_alone
+    row, events = closed_alone
+    assert (row["status"], row["closed_at"], row["updated_at"]) == ("closed", NOW, NOW)
+    assert events[-1]["to_status"] == "closed"
+
+
 def test_it_works_through_several_batches():
     for index in range(7):
         resolved(48, f"due {index}")

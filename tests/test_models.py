@@ -2,8 +2,10 @@
 when they are written around the services, and history rows cannot be rewritten."""
 
 from datetime import UTC, datetime
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from crm.models import Ticket, TicketEvent
@@ -82,6 +84,14 @@ def test_it_accepts_a_status_that_agrees_with_the_timestamps(ticket, write, fiel
 
     row = stored(ticket)
     assert {name: row[name] for name in fields} == fields
+
+
+def test_the_migrations_are_up_to_date_with_the_models():
+    output = StringIO()
+
+    call_command("makemigrations", "crm", "--check", "--dry-run", stdout=output)
+
+    assert output.getvalue() == "No changes detected in app 'crm'\n"
 
 
 def test_it_refuses_to_save_an_existing_event_again(ticket):

@@ -225,6 +225,20 @@ def test_it_explains_a_refused_reopen_without_contradicting_itself():
     assert "allowed from pending: open" not in str(refused.value)
 
 
+def test_a_refused_reopen_names_the_ticket_and_both_statuses():
+    ticket = ticket_in("pending")
+
+    with pytest.raises(services.ReopenNotAllowed) as refused:
+        services.ticket_reopen(ticket=ticket)
+
+    error = refused.value
+    assert (error.ticket, error.from_status, error.to_status) == (ticket, "pending", "open")
+    assert error.args == (
+        f"Ticket #{ticket.pk} cannot go from pending to open by reopening: "
+        "only resolved tickets can be reopened.",
+    )
+
+
 def test_it_creates_a_ticket_with_a_created_event(user):
     with frozen(CREATED):
         ticket = services.ticket_create(
@@ -332,7 +346,7 @@ def test_it_refuses_to_assign_over_someone_elses_reassignment(user):
     services.ticket_assign(ticket=theirs, assignee=bob)
     events_before = history(mine)
 
-    with pytest.raises(services.TicketError, match="reassigned by someone else"):
+    with pytest.raises(services.TicketChangedConcurrently, match="reassigned by someone else"):
         services.ticket_assign(ticket=mine, assignee=user)
 
     assert stored(mine)["assignee_id"] == bob.pk
@@ -409,6 +423,38 @@ def test_it_records_nothing_when_details_keep_the_assignee(user):
 
     assert stored(ticket)["title"] == "New"
     assert history(ticket) == events_before
+
+
+@pytest.mark.parametrize("edited", ["title", "assignee"])
+def test_it_refuses_details_edited_on_a_ticket_changed_since_it_was_seen(user, edited):
+    ticket = ticket_in("open")
+    seen = stored(ticket)["updated_at"]
+    with frozen(NOW):
+        services.ticket_update_details(ticket_id=ticket.pk, title="Theirs")
+    after_theirs = stored(ticket)
+    events_before = history(ticket)
+    edits = {"title": {"title": "Mine"}, "assignee": {"assignee": user}}[edited]
+
+    with pytest.raises(services.TicketChangedConcurrently, match="changed by someone else"):
+        services.ticket_update_details(
+            ticket_id=ticket.pk, actor=user, seen_updated_at=seen, **edits
+        )
+
+    assert stored(ticket) == after_theirs
+    assert history(ticket) == events_before
+
+
+def test_it_saves_details_edited_on_the_ticket_as_it_was_seen(user):
+    ticket = ticket_in("open")
+    seen = stored(ticket)["updated_at"]
+
+    with frozen(NOW):
+        services.ticket_update_details(
+            ticket_id=ticket.pk, actor=user, seen_updated_at=seen, title="Mine", assignee=user
+        )
+
+    row = stored(ticket)
+    assert (row["title"], row["assignee_id"], row["updated_at"]) == ("Mine", user.pk, NOW)
 
 
 def test_it_refuses_a_transition_on_a_ticket_changed_by_a_plain_update_meanwhile(user):
