@@ -216,6 +216,16 @@ def assert_stopped_with_one_line(output: str, returncode: int) -> None:
     assert "Traceback" not in output, output
 
 
+def run_until_it_stops(command, env, timeout: float = 15) -> tuple[str, int]:
+    """A server expected to stop by itself: its output and exit status."""
+    server = start_group(command, env)
+    try:
+        server.wait(timeout=timeout)
+    finally:
+        output = stop_group(server)
+    return output, server.returncode
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     "command",
@@ -231,13 +241,9 @@ def test_a_bad_setting_stops_gunicorn(tmp_path, command):
     env = project_env(**BAD_SETTING, LOG_DIR=str(tmp_path), GUNICORN_BIND=f"127.0.0.1:{port}")
     if "-c" not in command:
         command = [*command, "-b", f"127.0.0.1:{port}"]
-    server = start_group(command, env)
-    try:
-        server.wait(timeout=15)
-    finally:
-        output = stop_group(server)
+    output, returncode = run_until_it_stops(command, env)
 
-    assert_stopped_with_one_line(output, server.returncode)
+    assert_stopped_with_one_line(output, returncode)
     assert output.count("Booting worker") <= 2, output
 
 
@@ -249,13 +255,9 @@ def test_a_bad_setting_stops_gunicorn_with_several_workers(tmp_path):
     port = free_port()
     env = project_env(**BAD_SETTING, LOG_DIR=str(tmp_path))
     command = [str(BIN / "gunicorn"), "-w", "3", "-b", f"127.0.0.1:{port}", "config.wsgi"]
-    server = start_group(command, env)
-    try:
-        server.wait(timeout=15)
-    finally:
-        output = stop_group(server)
+    output, returncode = run_until_it_stops(command, env)
 
-    assert server.returncode != 0, output
+    assert returncode != 0, output
     assert "Configuration error: DEBUG='maybe'" in output
     assert "config/settings.py" not in output and "ConfigurationError" not in output, output
     assert output.count("Booting worker") <= 3 + 2, output
@@ -274,13 +276,9 @@ def test_a_bad_setting_stops_passengers_loader(tmp_path):
 def test_a_bad_setting_stops_uvicorn(tmp_path):
     env = project_env(**BAD_SETTING, LOG_DIR=str(tmp_path))
     command = [str(BIN / "uvicorn"), "--port", str(free_port()), "config.asgi:application"]
-    server = start_group(command, env)
-    try:
-        server.wait(timeout=15)
-    finally:
-        output = stop_group(server)
+    output, returncode = run_until_it_stops(command, env)
 
-    assert_stopped_with_one_line(output, server.returncode)
+    assert_stopped_with_one_line(output, returncode)
 
 
 def test_manage_py_still_exits_1_on_a_bad_setting(tmp_path):

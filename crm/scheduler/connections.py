@@ -12,7 +12,13 @@ import contextlib
 import logging
 from functools import wraps
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -30,6 +36,13 @@ def drop_connection() -> None:
     # Closing a broken connection may fail; Django forgets it anyway.
     with contextlib.suppress(DatabaseError):
         connection.close()
+
+
+def close_stale_connection() -> None:
+    """Close this thread's connection if it is unusable or past CONN_MAX_AGE,
+    as Django does around a request. Never inside a transaction."""
+    if not connection.in_atomic_block:
+        close_old_connections()
 
 
 def reconnecting(method):

@@ -12,13 +12,18 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from crm.scheduler import alerts, commands, history, recovery
 from crm.scheduler.apscheduler_adapter import HookedExecutor
-from crm.scheduler.connections import CONNECTION_ERRORS, drop_connection, reconnecting
+from crm.scheduler.connections import (
+    CONNECTION_ERRORS,
+    close_stale_connection,
+    drop_connection,
+    reconnecting,
+)
 from crm.scheduler.history import BY_SCHEDULE
 from crm.scheduler.signals import job_finished, job_started
 
@@ -81,7 +86,7 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
     kwargs = dict(declaration.kwargs)
     if declaration.fire_time_kwarg:
         kwargs[declaration.fire_time_kwarg] = scheduled_at
-    _drop_stale_connections()
+    close_stale_connection()
     context = run_context["current"]
     try:
         run = reconnecting(history.start_run)(
@@ -109,7 +114,7 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
             job_id,
             scheduled_at.isoformat(),
         )
-        _drop_stale_connections()
+        close_stale_connection()
         return None
     with _running_lock:
         _running.add(run.execution.pk)
@@ -138,7 +143,7 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
             **outcome,
         )
         check_alerts([job_id])
-        _drop_stale_connections()
+        close_stale_connection()
 
 
 def _finish_command(command_id: int | None, execution_id: int, outcome: dict) -> None:
@@ -151,13 +156,6 @@ def _finish_command(command_id: int | None, execution_id: int, outcome: dict) ->
         logger.warning(
             "scheduler could not mark run-now command %s finished: %s", command_id, error
         )
-
-
-def _drop_stale_connections() -> None:
-    # Never inside a transaction: tests wrap each test in one, and closing
-    # there would break it.
-    if not connection.in_atomic_block:
-        close_old_connections()
 
 
 def check_alerts(job_ids: list[str] | None = None) -> None:

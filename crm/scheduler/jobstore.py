@@ -4,12 +4,12 @@ import logging
 import pickle
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError
 from django_apscheduler.models import DjangoJob
 
 from crm.scheduler import history
 from crm.scheduler.apscheduler_adapter import HookedDjangoJobStore
-from crm.scheduler.connections import drop_connection, reconnecting
+from crm.scheduler.connections import close_stale_connection, drop_connection, reconnecting
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -77,13 +77,11 @@ class KeepingDjangoJobStore(HookedDjangoJobStore):
         return sorted(set(DjangoJob.objects.values_list("id", flat=True)) - readable)
 
     def shutdown(self):
-        if not connection.in_atomic_block:
-            close_old_connections()
+        close_stale_connection()
 
 
 def _record_fire_not_run(event) -> None:
-    if not connection.in_atomic_block:
-        close_old_connections()
+    close_stale_connection()
     try:
         if event.code == EVENT_JOB_MISSED:
             grace = event.job_id and _grace_of(event.job_id)

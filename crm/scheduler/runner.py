@@ -273,14 +273,14 @@ class SchedulerRunner:
                 # Fires the previous holder dispatched in its last moments.
                 recovery.recover(scheduler, self.lease.previous_heartbeat - self.lease_duration)
             scheduler.resume()
-        except Exception as error:
-            if isinstance(error, DatabaseError):
-                logger.warning("scheduler could not start (%s); releasing the lease", error)
-                drop_connection()
-            else:
-                logger.exception("scheduler could not start; releasing the lease")
-            scheduler.shutdown(wait=False)
-            self._release()
+        except DatabaseError as error:
+            logger.warning("scheduler could not start (%s); releasing the lease", error)
+            drop_connection()
+            self._give_up(scheduler)
+            return
+        except Exception:
+            logger.exception("scheduler could not start; releasing the lease")
+            self._give_up(scheduler)
             return
         self.scheduler = scheduler
         logger.info(
@@ -289,6 +289,10 @@ class SchedulerRunner:
             self.lease.holder.pid,
             report,
         )
+
+    def _give_up(self, scheduler) -> None:
+        scheduler.shutdown(wait=False)
+        self._release()
 
     def _deactivate(self) -> None:
         if self.scheduler is None:
