@@ -277,3 +277,56 @@ def test_the_admin_banner_says_the_database_is_unreachable():
         banner = page.render(Context({"request": RequestFactory().get("/admin/")}))
 
     assert "The database is unreachable" in banner
+
+
+@pytest.fixture
+def one_pass():
+    """`runscheduler --once` in this process; puts back what it sets."""
+    from crm.scheduler import execution
+    from crm.scheduler.once import run_once
+    from crm.scheduler.runner import SchedulerRunner
+
+    yield lambda: run_once(SchedulerRunner())
+    execution.lease_guard["check"] = lambda: True
+    execution.run_context["current"] = execution.RunContext()
+
+
+def this_connection_ended_by_the_server() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_backend_pid()"
+            if connection.vendor == "postgresql"
+            else "SELECT CONNECTION_ID()"
+        )
+        (ours,) = cursor.fetchone()
+    admin = connection.get_new_connection(connection.get_connection_params())
+    try:
+        with admin.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_terminate_backend(%s)", [ours])
+            else:
+                cursor.execute(f"KILL CONNECTION {int(ours)}")
+    finally:
+        admin.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_pass_runs_what_is_due_on_a_connection_the_server_ended(one_pass):
+    if connection.vendor == "sqlite":
+        pytest.skip("a SQLite file has no server to end connections")
+    FIRES.clear()
+    control.sync("tests")
+    with control.job_store() as store:
+        store.modify_job("tick", next_run_time=datetime.now(UTC) - timedelta(seconds=5))
+    this_connection_ended_by_the_server()
+
+    assert one_pass() == "Ran the jobs that were due; lease released."
+    assert len(FIRES) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_pass_says_the_database_is_unreachable(one_pass):
+    with database_unreachable():
+        outcome = one_pass()
+
+    assert outcome.startswith("The database is unreachable; nothing run.")

@@ -38,10 +38,18 @@ def run_once(runner: SchedulerRunner) -> str:
     errors = declaration_errors()
     if errors:
         return f"Not run: {len(errors)} error(s) in the job declarations; see `manage.py check`."
-    if not runner._try_acquire():
+    held = runner._try_acquire()
+    if held is None:  # the server may have dropped the connection: once more, on a new one
+        held = runner._try_acquire()
+    if held is None:
+        return (
+            "The database is unreachable; nothing run. Check that the database server is "
+            "running and DATABASE_URL points at it; the next pass catches up within the grace."
+        )
+    if not held:
         holder = current_holder(LEASE_NAME)
-        who = f"host {holder.host}, pid {holder.pid}" if holder else "the database is unreachable"
-        return f"Another scheduler is active ({who}); nothing to do."
+        who = f" (host {holder.host}, pid {holder.pid})" if holder else ""
+        return f"Another scheduler is active{who}; nothing to do."
     execution.lease_guard["check"] = runner._lease_surely_held
     try:
         runner._activate(OnePassScheduler)
@@ -69,8 +77,10 @@ def _wait_for_runs(runner: SchedulerRunner, scheduler) -> None:
     next_renewal = time.monotonic() + runner.renew_every
     while executor.has_running_jobs():
         if time.monotonic() >= next_renewal:
-            if not runner._try_acquire():
+            held = runner._try_acquire()
+            if held is False or (held is None and not runner._lease_surely_held()):
                 logger.warning("scheduler --once lost its lease while runs were going on")
                 return
-            next_renewal = time.monotonic() + runner.renew_every
+            # Not answered: try again soon, while the lease surely stays ours.
+            next_renewal = time.monotonic() + (runner.renew_every if held else runner.standby_poll)
         time.sleep(0.2)
