@@ -110,11 +110,9 @@ class Lease:
                 expires_at=database_now_plus(self.duration),
                 dispatched_at=None,
             )
-            heartbeat = (
-                SchedulerLease.objects.filter(name=self.name).values_list("heartbeat_at", flat=True)
-                if taken
-                else [None]
-            )[0]
+            # The database's clock as it renewed, for `clock_offset`.
+            row = SchedulerLease.objects.filter(name=self.name)
+            heartbeat = row.values_list("heartbeat_at", flat=True).first() if taken else None
         self.renewed_at = sent_at if taken else None
         if heartbeat is not None:
             self._database_clock = (sent_at, heartbeat.timestamp())
