@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.dbservers import private_mariadb, private_postgres  # noqa: F401
+from tests.support.dbservers import private_mariadb, private_postgres  # noqa: F401
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -199,7 +199,9 @@ def read_executions(database_url: str, job_id: str) -> dict[datetime, Execution]
 E2E_LEASE_SECONDS = 3
 
 
-def e2e_env(tmp_path, database_url, settings="tests.e2e_settings", **overrides) -> dict[str, str]:
+def e2e_env(
+    tmp_path, database_url, settings="tests.support.e2e_settings", **overrides
+) -> dict[str, str]:
     """Environment for app processes on a migrated, empty database."""
     env = project_env(
         DJANGO_SETTINGS_MODULE=settings,
@@ -225,7 +227,7 @@ def app_env(tmp_path, fresh_database_url):
 
 
 def read_fires(log: Path) -> list[tuple[datetime, int]]:
-    """(fire time, pid) of each run logged by tests.e2e_jobs.record_fire."""
+    """(fire time, pid) of each run logged by tests.support.e2e_jobs.record_fire."""
     return [(fire.time, fire.pid) for fire in read_fire_lines(log)]
 
 

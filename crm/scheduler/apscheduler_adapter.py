@@ -9,7 +9,7 @@ once, behind a public name; every private use says why no public API does it.
 Other modules subclass these three classes instead of the libraries' own, and
 override only the public hooks they name. This module imports nothing from crm.
 
-tests/test_apscheduler_adapter.py fails, naming the attribute, if an upgrade
+tests/scheduler/test_apscheduler_adapter.py fails, naming the attribute, if an upgrade
 removes or changes one of the private names used here, and if any other module
 in crm/ uses one. Check it first when upgrading either library.
 """

@@ -1,4 +1,4 @@
-"""Settings for the database fault tests (tests/test_database_faults.py): the real
+"""Settings for the database fault tests (tests/deploy/test_database_faults.py): the real
 settings plus a job that fires every 45 s, longer than the 20 s wait_timeout
 their MariaDB server ends idle connections after."""
 
@@ -9,7 +9,7 @@ SLOW_JOB_SECONDS = 45
 SCHEDULER_JOBS = [
     {
         "id": "e2e_every_45s",
-        "func": "tests.e2e_jobs.record_fire",
+        "func": "tests.support.e2e_jobs.record_fire",
         "interval_seconds": SLOW_JOB_SECONDS,
         "fire_time_kwarg": "fire_time",
         "misfire_grace_seconds": 30,

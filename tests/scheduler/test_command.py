@@ -37,13 +37,13 @@ def declared(settings):
     settings.SCHEDULER_JOBS = [
         {
             "id": "heartbeat",
-            "func": "tests.test_scheduler_command.add",
+            "func": "tests.scheduler.test_command.add",
             "interval_seconds": 60,
             "args": [2, 3],
             "misfire_grace_seconds": 30,
         },
-        {"id": "report", "func": "tests.test_scheduler_command.explode", "cron": "0 6 * * 1-5"},
-        {"id": "slow", "func": "tests.test_scheduler_command.nap", "interval_seconds": 3600,
+        {"id": "report", "func": "tests.scheduler.test_command.explode", "cron": "0 6 * * 1-5"},
+        {"id": "slow", "func": "tests.scheduler.test_command.nap", "interval_seconds": 3600,
          "args": [3]},
     ]  # fmt: skip
 
@@ -168,7 +168,7 @@ def test_list_json_is_for_scripts():
     assert [job["id"] for job in listing] == [*BUILTIN, "heartbeat", "report", "slow"]
     heartbeat = listing[2]
     assert heartbeat["schedule"] == "every 60 s" and heartbeat["stored"] is False
-    assert heartbeat["func"] == "tests.test_scheduler_command.add"
+    assert heartbeat["func"] == "tests.scheduler.test_command.add"
 
 
 # status

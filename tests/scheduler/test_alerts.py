@@ -34,7 +34,7 @@ def declared(settings):
     settings.SCHEDULER_JOBS = [
         {
             "id": "flaky",
-            "func": "tests.test_alerts.flaky",
+            "func": "tests.scheduler.test_alerts.flaky",
             "cron": "0 * * * *",
             "misfire_grace_seconds": int(GRACE.total_seconds()),
         }

@@ -31,14 +31,14 @@ def declared(settings):
     settings.SCHEDULER_JOBS = [
         {
             "id": "tick",
-            "func": "tests.test_scheduler_outages.tick",
+            "func": "tests.scheduler.test_outages.tick",
             "interval_seconds": 1,
             "misfire_grace_seconds": 30,
             "fire_time_kwarg": "fire_time",
         },
         {
             "id": "hourly",
-            "func": "tests.test_scheduler_outages.tick",
+            "func": "tests.scheduler.test_outages.tick",
             "interval_seconds": 3600,
             "misfire_grace_seconds": 600,
             "fire_time_kwarg": "fire_time",

@@ -131,7 +131,7 @@ def test_after_kill_9_a_standby_takes_over_within_the_lease_and_catches_up_once(
 @pytest.fixture
 def long_run_env(tmp_path, fresh_database_url):
     """App processes running `e2e_long_run`, a job that takes a minute."""
-    return e2e_env(tmp_path, fresh_database_url, "tests.e2e_slow_settings")
+    return e2e_env(tmp_path, fresh_database_url, "tests.support.e2e_slow_settings")
 
 
 def test_a_run_cut_short_by_kill_9_is_marked_interrupted_when_another_process_takes_over(
@@ -185,7 +185,7 @@ def test_sigterm_during_a_long_run_stops_within_the_shutdown_wait_and_frees_the_
     env = e2e_env(
         tmp_path,
         fresh_database_url,
-        "tests.e2e_slow_settings",
+        "tests.support.e2e_slow_settings",
         SCHEDULER_LEASE_SECONDS=str(lease_seconds),
         SCHEDULER_SHUTDOWN_WAIT_SECONDS=str(shutdown_wait),
     )

@@ -22,7 +22,7 @@ def nightly(settings):
     settings.SCHEDULER_JOBS = [
         {
             "id": "nightly",
-            "func": "tests.e2e_jobs.record_fire",
+            "func": "tests.support.e2e_jobs.record_fire",
             "cron": "0 2 * * *",
             "misfire_grace_seconds": 600,
         }

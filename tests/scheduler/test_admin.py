@@ -29,9 +29,9 @@ def add(a, b):
 @pytest.fixture(autouse=True)
 def jobs(settings):
     settings.SCHEDULER_JOBS = [
-        {"id": "heartbeat", "func": "tests.test_scheduler_admin.add", "interval_seconds": 60,
+        {"id": "heartbeat", "func": "tests.scheduler.test_admin.add", "interval_seconds": 60,
          "args": [1, 2], "misfire_grace_seconds": 30},
-        {"id": "nightly", "func": "tests.test_scheduler_admin.add", "cron": "0 2 * * *",
+        {"id": "nightly", "func": "tests.scheduler.test_admin.add", "cron": "0 2 * * *",
          "args": [1, 2], "timezone": "Europe/Warsaw"},
     ]  # fmt: skip
     with time_machine.travel(NOW - timedelta(seconds=10), tick=False):

@@ -1,5 +1,5 @@
 """Which processes start the scheduler: those marked as servers by an entry point,
-and runserver's serving process; nothing else (tests/test_scheduler_process_rule.py
+and runserver's serving process; nothing else (tests/scheduler/test_process_rule.py
 runs each kind of process for real)."""
 
 import pytest

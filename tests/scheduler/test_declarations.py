@@ -56,7 +56,7 @@ def test_a_deployment_adds_its_own_jobs_in_settings(settings):
     settings.SCHEDULER_JOBS = [
         {
             "id": "nightly_report",
-            "func": "tests.e2e_jobs.record_fire",
+            "func": "tests.support.e2e_jobs.record_fire",
             "cron": "15 1 * * *",
             "timezone": "America/New_York",
             "kwargs": {"to": "ops@example.com"},
@@ -67,7 +67,7 @@ def test_a_deployment_adds_its_own_jobs_in_settings(settings):
 
     assert job == JobDeclaration(
         id="nightly_report",
-        func="tests.e2e_jobs.record_fire",
+        func="tests.support.e2e_jobs.record_fire",
         cron="15 1 * * *",
         timezone="America/New_York",
         kwargs={"to": "ops@example.com"},

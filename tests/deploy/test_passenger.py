@@ -172,7 +172,7 @@ def manage_as_app_user(app: Path, *args: str) -> None:
         env={
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
-            "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
+            "DJANGO_SETTINGS_MODULE": "tests.support.e2e_settings",
             "ENABLE_SCHEDULER": "0",
         },
         user=APP_USER,
@@ -200,7 +200,7 @@ def apache_config(run_dir: Path, registry: Path, app: Path, port: int) -> str:
         # So that the restart is noticed on the first request a second later.
         "PassengerStatThrottleRate 10": "PassengerStatThrottleRate 1",
         "</VirtualHost>": (
-            "    SetEnv DJANGO_SETTINGS_MODULE tests.e2e_settings\n"
+            "    SetEnv DJANGO_SETTINGS_MODULE tests.support.e2e_settings\n"
             f"    SetEnv E2E_FIRE_LOG {app}/logs/fires.log\n"
             "</VirtualHost>"
         ),

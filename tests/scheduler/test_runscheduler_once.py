@@ -23,7 +23,7 @@ HISTORY = (
 @pytest.fixture
 def env(tmp_path, fresh_database_url):
     env = project_env(
-        DJANGO_SETTINGS_MODULE="tests.e2e_once_settings",
+        DJANGO_SETTINGS_MODULE="tests.support.e2e_once_settings",
         SECRET_KEY="e2e",
         DATABASE_URL=fresh_database_url,
         LOG_DIR=str(tmp_path / "logs"),

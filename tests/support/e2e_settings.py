@@ -5,7 +5,7 @@ from config.settings import *  # noqa: F403
 SCHEDULER_JOBS = [
     {
         "id": "e2e_heartbeat",
-        "func": "tests.e2e_jobs.record_fire",
+        "func": "tests.support.e2e_jobs.record_fire",
         "interval_seconds": 1,
         "fire_time_kwarg": "fire_time",
         "misfire_grace_seconds": 30,

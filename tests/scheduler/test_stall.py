@@ -22,7 +22,7 @@ HEALTH = "/health/scheduler/"
 @pytest.fixture(autouse=True)
 def declared(settings):
     settings.SCHEDULER_JOBS = [
-        {"id": "often", "func": "tests.e2e_jobs.record_fire", "interval_seconds": 3600}
+        {"id": "often", "func": "tests.support.e2e_jobs.record_fire", "interval_seconds": 3600}
     ]
     settings.SCHEDULER_LEASE_SECONDS = 30
     settings.SCHEDULER_STALL_SECONDS = 20

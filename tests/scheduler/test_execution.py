@@ -35,13 +35,13 @@ def declared(settings):
     settings.SCHEDULER_JOBS = [
         {
             "id": "remember",
-            "func": "tests.test_scheduler_execution.remember",
+            "func": "tests.scheduler.test_execution.remember",
             "interval_seconds": 60,
             "args": (1,),
             "kwargs": {"size": 2},
             "fire_time_kwarg": "fire_time",
         },
-        {"id": "explode", "func": "tests.test_scheduler_execution.explode", "interval_seconds": 60},
+        {"id": "explode", "func": "tests.scheduler.test_execution.explode", "interval_seconds": 60},
     ]
     control.sync("tests")
     yield

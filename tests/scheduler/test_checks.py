@@ -5,7 +5,7 @@ import pytest
 from crm.scheduler.checks import declaration_errors
 from tests.conftest import project_env, run_manage
 
-GOOD = {"id": "good", "func": "tests.e2e_jobs.record_fire", "interval_seconds": 60}
+GOOD = {"id": "good", "func": "tests.support.e2e_jobs.record_fire", "interval_seconds": 60}
 
 
 def errors_for(settings, *jobs):
@@ -35,7 +35,7 @@ def test_good_declarations_pass(settings):
             ["'good'", "func", "crm.nowhere.job", "cannot be imported"],
         ),
         (
-            {**GOOD, "func": "tests.e2e_settings.SCHEDULER_JOBS"},
+            {**GOOD, "func": "tests.support.e2e_settings.SCHEDULER_JOBS"},
             "crm.E004",
             ["func", "not callable"],
         ),
@@ -85,7 +85,7 @@ def test_a_malformed_cron_expression_is_an_error(settings, cron, field):
 
 
 def test_manage_py_check_fails_on_a_bad_declaration():
-    env = project_env(SECRET_KEY="x", DJANGO_SETTINGS_MODULE="tests.bad_jobs_settings")
+    env = project_env(SECRET_KEY="x", DJANGO_SETTINGS_MODULE="tests.support.bad_jobs_settings")
     result = run_manage("check", env=env)
 
     assert result.returncode == 1

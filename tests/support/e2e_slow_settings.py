@@ -8,7 +8,7 @@ LONG_RUN_SECONDS = 60
 SCHEDULER_JOBS = [
     {
         "id": "e2e_long_run",
-        "func": "tests.e2e_jobs.record_fire_then_sleep",
+        "func": "tests.support.e2e_jobs.record_fire_then_sleep",
         # Fires soon after a scheduler becomes active; later fires are skipped
         # while a run is still going (max_instances=1).
         "interval_seconds": 2,

@@ -1,6 +1,6 @@
 """A separate process that writes tickets through the services as fast as it can.
 
-Usage: python -m tests.sqlite_writer ITERATIONS [--naive]
+Usage: python -m tests.support.sqlite_writer ITERATIONS [--naive]
 --naive drops the project's SQLite options, to show what they prevent.
 """
 

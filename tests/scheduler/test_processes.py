@@ -151,7 +151,7 @@ def test_fires_missed_while_no_process_ran_are_caught_up_once(app_env):
 
 def test_with_a_bad_declaration_the_scheduler_stays_off_and_the_app_serves(app_env):
     port = free_port()
-    env = {**app_env, "DJANGO_SETTINGS_MODULE": "tests.bad_jobs_settings"}
+    env = {**app_env, "DJANGO_SETTINGS_MODULE": "tests.support.bad_jobs_settings"}
     gunicorn = f"{os.path.dirname(sys.executable)}/gunicorn"
     # runserver refuses to start on system check errors; WSGI servers run no checks.
     server = start_group([gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "config.wsgi"], env)

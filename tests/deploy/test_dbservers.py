@@ -1,4 +1,4 @@
-"""The private database servers of tests/dbservers.py really do what fault-injection
+"""The private database servers of tests/support/dbservers.py really do what fault-injection
 tests need: each method is checked against real connections."""
 
 import contextlib
@@ -11,7 +11,7 @@ import pymysql
 import pytest
 
 from tests.conftest import e2e_env, query
-from tests.dbservers import SHARED_PORTS, PrivateMariaDB, PrivatePostgres
+from tests.support.dbservers import SHARED_PORTS, PrivateMariaDB, PrivatePostgres
 
 pytestmark = pytest.mark.faults
 

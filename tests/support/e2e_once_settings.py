@@ -6,14 +6,14 @@ from config.settings import *  # noqa: F403
 SCHEDULER_JOBS = [
     {
         "id": "nightly",
-        "func": "tests.e2e_jobs.record_fire",
+        "func": "tests.support.e2e_jobs.record_fire",
         "cron": "0 3 * * *",
         "fire_time_kwarg": "fire_time",
         "misfire_grace_seconds": 86400,
     },
     {
         "id": "yearly",
-        "func": "tests.e2e_jobs.record_fire",
+        "func": "tests.support.e2e_jobs.record_fire",
         "cron": "0 3 1 1 *",
         "fire_time_kwarg": "fire_time",
         "misfire_grace_seconds": 60,

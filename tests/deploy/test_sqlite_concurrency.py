@@ -28,7 +28,7 @@ def sqlite_env(tmp_path):
 def run_writers(env, *flags):
     writers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.sqlite_writer", str(ITERATIONS), *flags],
+            [sys.executable, "-m", "tests.support.sqlite_writer", str(ITERATIONS), *flags],
             cwd=PROJECT_DIR,
             env=env,
             stdout=subprocess.PIPE,

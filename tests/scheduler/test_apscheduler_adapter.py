@@ -31,7 +31,7 @@ from crm.scheduler.apscheduler_adapter import (
 )
 from tests.conftest import wait_until
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 ADAPTER = Path(apscheduler_adapter.__file__).resolve()
 RELIES = "crm/scheduler/apscheduler_adapter.py relies on it"
 P = inspect.Parameter

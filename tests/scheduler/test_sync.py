@@ -16,7 +16,10 @@ pytestmark = pytest.mark.django_db
 def declare(job_id="heartbeat", seconds=60, **options):
     return {
         job_id: JobDeclaration(
-            id=job_id, func="tests.e2e_jobs.record_fire", interval_seconds=seconds, **options
+            id=job_id,
+            func="tests.support.e2e_jobs.record_fire",
+            interval_seconds=seconds,
+            **options,
         )
     }
 

@@ -24,7 +24,7 @@ def heartbeat(settings):
     settings.SCHEDULER_JOBS = [
         {
             "id": "heartbeat",
-            "func": "tests.e2e_jobs.record_fire",
+            "func": "tests.support.e2e_jobs.record_fire",
             "interval_seconds": 60,
             "misfire_grace_seconds": 30,
         }

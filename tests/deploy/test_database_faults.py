@@ -1,5 +1,5 @@
 """Real database faults under real app processes: the PostgreSQL or MariaDB
-server of each test (tests/dbservers.py, its own loopback port) has the app's
+server of each test (tests/support/dbservers.py, its own loopback port) has the app's
 connections cut, is restarted, stopped for 40 s, killed, or ends idle
 connections after MariaDB's wait_timeout, while `runscheduler` or gunicorn
 workers run a job. Every thread must reconnect by itself: fires resume within
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.faults
 
 DATABASE = "crm"
 JOB = "e2e_heartbeat"
-SLOW_JOB = "e2e_every_45s"  # tests.e2e_faults_settings
+SLOW_JOB = "e2e_every_45s"  # tests.support.e2e_faults_settings
 SLOW_JOB_SECONDS = 45
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 RUNSCHEDULER = [sys.executable, "manage.py", "runscheduler"]
@@ -146,7 +146,7 @@ def launch(tmp_path):
     `server`; its processes are stopped after the test (before the server)."""
     apps = []
 
-    def launch(server, settings="tests.e2e_settings", **overrides: str) -> App:
+    def launch(server, settings="tests.support.e2e_settings", **overrides: str) -> App:
         apps.append(App(tmp_path, server, settings, overrides))
         return apps[-1]
 
@@ -370,7 +370,7 @@ def ended_for_wait_timeout(server) -> int:
 def test_a_job_every_45_s_runs_every_fire_past_mariadbs_wait_timeout(private_mariadb, launch):
     server = private_mariadb
     assert query(server.url(), "SELECT @@GLOBAL.wait_timeout") == [(20,)]
-    app = launch(server, settings="tests.e2e_faults_settings", CONN_MAX_AGE="600")
+    app = launch(server, settings="tests.support.e2e_faults_settings", CONN_MAX_AGE="600")
     app.start_gunicorn(workers=2)
     port = app.port
     # Requests leave each worker's own connection open (CONN_MAX_AGE), to idle
