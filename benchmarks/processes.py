@@ -1,11 +1,11 @@
-"""Processes a benchmark starts: in process groups of their own (tests.conftest's
+"""Processes a benchmark starts: in process groups of their own (tests.support.processes'
 helpers), always stopped at the end, and their output shown when they fail."""
 
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import free_port, start_group, stop_group, wait_until
+from tests.support.processes import free_port, start_group, stop_group, wait_until
 
 __all__ = ["MANAGE", "free_port", "running", "wait_for"]
 MANAGE = [sys.executable, "manage.py"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from crm.scheduler.history import RUNNING, SUCCEEDED
-from tests.conftest import (
+from tests.support.processes import (
     E2E_LEASE_SECONDS,
     as_utc,
     assert_each_fire_ran_once,

@@ -10,8 +10,8 @@ import psycopg
 import pymysql
 import pytest
 
-from tests.conftest import e2e_env, query
 from tests.support.dbservers import SHARED_PORTS, PrivateMariaDB, PrivatePostgres
+from tests.support.processes import e2e_env, query
 
 pytestmark = pytest.mark.faults
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.support.processes import (
     E2E_LEASE_SECONDS,
     PROJECT_DIR,
     assert_each_fire_ran_once,

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import free_port, project_env, start_group, stop_group
+from tests.support.processes import free_port, project_env, start_group, stop_group
 
 pytestmark = pytest.mark.e2e
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.support.processes import (
     PROJECT_DIR,
     activated_at,
     assert_each_fire_ran_once,

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from tests.conftest import PROJECT_DIR, project_env, run_manage
+from tests.support.processes import PROJECT_DIR, project_env, run_manage
 
 PRODUCTION = {
     "DEBUG": "0",

@@ -5,7 +5,7 @@ import secrets
 import pytest
 
 from crm.settings_checks import check_token_lengths
-from tests.conftest import project_env, run_manage
+from tests.support.processes import project_env, run_manage
 
 TOKENS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN")
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT_DIR, project_env, run_manage
+from tests.support.processes import PROJECT_DIR, project_env, run_manage
 
 WRITERS = 4
 ITERATIONS = 60

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_DIR
+from tests.support.processes import PROJECT_DIR
 
 UNITS = sorted((PROJECT_DIR / "deploy" / "systemd").glob("*.service"))
 DEFAULT_SHUTDOWN_WAIT = 10

@@ -12,30 +12,13 @@ from django.utils import timezone
 
 from crm import services
 from crm.models import Ticket, TicketEvent
+from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-PATH_TO = {
-    "new": [],
-    "open": ["open"],
-    "pending": ["open", "pending"],
-    "resolved": ["open", "resolved"],
-    "closed": ["open", "resolved", "closed"],
-}
 
 
 def changelist_url():
     return reverse("admin:crm_ticket_changelist")
-
-
-def make(status="new", title="Printer offline", requester="Anna Nowak", **fields):
-    """A ticket brought to `status` through the services, as the system."""
-    ticket = services.ticket_create(
-        title=title, requester_name=requester, requester_email="someone@example.com", **fields
-    )
-    for step in PATH_TO[status]:
-        services.ticket_transition(ticket=ticket, to_status=step)
-    return ticket
 
 
 def titles(response):
@@ -86,7 +69,7 @@ def form_data(response, **overrides):
 
 def test_it_lists_tickets_with_status_priority_assignee_and_age(admin_client, user):
     with time_machine.travel(timezone.now() - timedelta(days=3, hours=2)):
-        make("pending", title="VPN drops", priority=Ticket.Priority.HIGH, assignee=user)
+        factories.ticket("pending", title="VPN drops", priority=Ticket.Priority.HIGH, assignee=user)
 
     response = admin_client.get(changelist_url())
 
@@ -101,9 +84,9 @@ def test_it_lists_tickets_with_status_priority_assignee_and_age(admin_client, us
 
 
 def test_it_searches_by_title_and_by_requester_name(admin_client):
-    make(title="VPN drops", requester="Olga Ivanova")
-    make(title="Refund missing", requester="John Smith")
-    make(title="Printer offline", requester="Anna Nowak")
+    factories.ticket(title="VPN drops", requester_name="Olga Ivanova")
+    factories.ticket(title="Refund missing", requester_name="John Smith")
+    factories.ticket(title="Printer offline", requester_name="Anna Nowak")
 
     by_title = admin_client.get(changelist_url(), {"q": "vpn"})
     by_requester = admin_client.get(changelist_url(), {"q": "Smith"})
@@ -115,10 +98,10 @@ def test_it_searches_by_title_and_by_requester_name(admin_client):
 
 
 def test_it_filters_by_status(admin_client):
-    make("new", title="Fresh")
-    make("open", title="Working")
-    make("open", title="Also working")
-    make("closed", title="Done")
+    factories.ticket("new", title="Fresh")
+    factories.ticket("open", title="Working")
+    factories.ticket("open", title="Also working")
+    factories.ticket("closed", title="Done")
 
     open_only = admin_client.get(changelist_url(), {"status__exact": "open"})
     closed_only = admin_client.get(changelist_url(), {"status__exact": "closed"})
@@ -130,7 +113,7 @@ def test_it_filters_by_status(admin_client):
 
 def test_the_list_never_counts_the_whole_table(admin_client, django_assert_max_num_queries):
     for number in range(3):
-        make(title=f"Ticket {number}")
+        factories.ticket(title=f"Ticket {number}")
 
     with django_assert_max_num_queries(12) as captured:
         response = admin_client.get(changelist_url(), {"status__exact": "new"})
@@ -142,9 +125,9 @@ def test_the_list_never_counts_the_whole_table(admin_client, django_assert_max_n
 
 def test_it_offers_a_date_hierarchy_by_creation_date(admin_client):
     with time_machine.travel(datetime(2024, 6, 1, 12, tzinfo=UTC)):
-        make(title="Last year")
+        factories.ticket(title="Last year")
     with time_machine.travel(datetime(2025, 2, 1, 12, tzinfo=UTC)):
-        make(title="This year")
+        factories.ticket(title="This year")
 
     everything = admin_client.get(changelist_url())
     last_year = admin_client.get(changelist_url(), {"created_at__year": "2024"})
@@ -157,7 +140,7 @@ def test_it_offers_a_date_hierarchy_by_creation_date(admin_client):
 
 
 def test_it_resolves_the_tickets_it_can_and_says_which_it_skipped(admin_client, admin_user):
-    opened, pending, closed = make("open"), make("pending"), make("closed")
+    opened, pending, closed = map(factories.ticket, ("open", "pending", "closed"))
     closed_events = status_events(closed)
 
     response = act(admin_client, "resolve_tickets", [opened, pending, closed])
@@ -180,7 +163,7 @@ def test_it_resolves_the_tickets_it_can_and_says_which_it_skipped(admin_client, 
 
 
 def test_it_groups_the_skipped_tickets_by_status(admin_client, admin_user):
-    tickets = [make("new"), make("new"), make("resolved"), make("closed"), make("open")]
+    tickets = list(map(factories.ticket, ("new", "new", "resolved", "closed", "open")))
 
     response = act(admin_client, "resolve_tickets", tickets)
 
@@ -197,7 +180,7 @@ def test_it_groups_the_skipped_tickets_by_status(admin_client, admin_user):
 
 
 def test_it_closes_resolved_tickets_only(admin_client, admin_user):
-    first, second, opened = make("resolved"), make("resolved"), make("open")
+    first, second, opened = map(factories.ticket, ("resolved", "resolved", "open"))
     resolved_at = Ticket.objects.get(pk=first.pk).resolved_at
 
     response = act(admin_client, "close_tickets", [first, second, opened])
@@ -222,7 +205,7 @@ def test_it_closes_resolved_tickets_only(admin_client, admin_user):
 
 
 def test_it_reopens_resolved_tickets_but_not_pending_or_closed_ones(admin_client, admin_user):
-    resolved, pending, closed = make("resolved"), make("pending"), make("closed")
+    resolved, pending, closed = map(factories.ticket, ("resolved", "pending", "closed"))
 
     response = act(admin_client, "reopen_tickets", [resolved, pending, closed])
 
@@ -237,7 +220,7 @@ def test_it_reopens_resolved_tickets_but_not_pending_or_closed_ones(admin_client
 
 
 def test_it_says_so_when_a_bulk_action_changes_nothing(admin_client):
-    closed = make("closed")
+    closed = factories.ticket("closed")
 
     response = act(admin_client, "close_tickets", [closed])
 
@@ -296,7 +279,7 @@ def test_it_records_the_assignee_chosen_when_adding(admin_client, admin_user, us
 
 
 def test_it_records_an_assignee_changed_on_the_change_form(admin_client, admin_user, user):
-    ticket = make("open")
+    ticket = factories.ticket("open")
     change_url = reverse("admin:crm_ticket_change", args=[ticket.pk])
     data = form_data(admin_client.get(change_url), assignee=user.pk, title="Printer on floor 2")
 
@@ -312,7 +295,7 @@ def test_it_records_an_assignee_changed_on_the_change_form(admin_client, admin_u
 
 
 def test_it_ignores_a_status_posted_to_the_change_form(admin_client):
-    ticket = make("open")
+    ticket = factories.ticket("open")
     events_before = list(ticket.events.values_list("id", flat=True))
     change_url = reverse("admin:crm_ticket_change", args=[ticket.pk])
     page = admin_client.get(change_url)
@@ -335,7 +318,7 @@ def changed_meanwhile(ticket):
 def test_it_refuses_an_edit_of_a_ticket_changed_meanwhile_and_keeps_the_input(
     admin_client, admin_user, user, django_user_model
 ):
-    ticket = make("open")
+    ticket = factories.ticket("open")
     change_url = reverse("admin:crm_ticket_change", args=[ticket.pk])
     data = form_data(admin_client.get(change_url), assignee=user.pk, title="Printer on floor 2")
     bob = django_user_model.objects.create_user("bob")
@@ -358,7 +341,7 @@ def test_it_says_so_when_the_ticket_changes_while_the_edit_is_saved(admin_client
     """Changed between the form's check and the write: the service refuses, and
     the admin says why instead of failing with a server error. (The change is
     made inside the request's transaction, so it rolls back with the edit.)"""
-    ticket = make("open")
+    ticket = factories.ticket("open")
     change_url = reverse("admin:crm_ticket_change", args=[ticket.pk])
     data = form_data(admin_client.get(change_url), title="Printer on floor 2")
     before = Ticket.objects.filter(pk=ticket.pk).values().get()
@@ -381,7 +364,7 @@ def test_it_says_so_when_the_ticket_changes_while_the_edit_is_saved(admin_client
 
 
 def test_it_shows_the_history_read_only(admin_client, admin_user):
-    ticket = make("resolved")
+    ticket = factories.ticket("resolved")
     act(admin_client, "close_tickets", [ticket])
 
     response = admin_client.get(reverse("admin:crm_ticket_change", args=[ticket.pk]))
@@ -403,7 +386,7 @@ def test_it_shows_the_history_read_only(admin_client, admin_user):
 
 
 def test_it_keeps_the_history_when_a_delete_or_a_new_row_is_posted(admin_client):
-    ticket = make("open")
+    ticket = factories.ticket("open")
     events_before = list(TicketEvent.objects.values_list("id", "reason"))
     change_url = reverse("admin:crm_ticket_change", args=[ticket.pk])
     data = form_data(
@@ -439,7 +422,7 @@ def staff_client(client, django_user_model):
 
 def test_it_offers_no_bulk_actions_to_a_user_who_may_only_view(staff_client):
     client = staff_client("view_ticket")
-    ticket = make("open")
+    ticket = factories.ticket("open")
 
     response = client.get(changelist_url())
     attempt = client.post(
@@ -456,7 +439,7 @@ def test_it_offers_no_bulk_actions_to_a_user_who_may_only_view(staff_client):
 
 def test_it_offers_the_bulk_actions_to_a_user_who_may_change(staff_client):
     client = staff_client("view_ticket", "change_ticket")
-    make("open")
+    factories.ticket("open")
 
     response = client.get(changelist_url())
 

@@ -20,7 +20,7 @@ from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from crm.scheduler import control, history
-from tests.conftest import PROJECT_DIR, wait_until
+from tests.support.processes import PROJECT_DIR, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,7 +1,6 @@
 """Auto-closing resolved tickets: the service, the job and `auto_close_tickets`."""
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -12,6 +11,7 @@ from django.db import connection, transaction
 
 from crm import jobs, services
 from crm.models import Ticket, TicketEvent
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -19,24 +19,7 @@ NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 def resolved(hours_ago: float, title="Printer offline") -> Ticket:
     """A ticket resolved `hours_ago` before NOW, through the services."""
-    with time_machine.travel(NOW - timedelta(hours=hours_ago), tick=False):
-        ticket = services.ticket_create(
-            title=title, requester_name="Anna Nowak", requester_email="anna@example.com"
-        )
-        services.ticket_open(ticket=ticket)
-        services.ticket_resolve(ticket=ticket)
-    return ticket
-
-
-def in_status(status) -> Ticket:
-    ticket = services.ticket_create(
-        title=status, requester_name="Olga", requester_email="olga@example.com"
-    )
-    if status != "new":
-        services.ticket_open(ticket=ticket)
-    if status == "pending":
-        services.ticket_set_pending(ticket=ticket)
-    return ticket
+    return factories.resolved_ticket(hours_ago, now=NOW, title=title)
 
 
 def statuses():
@@ -55,8 +38,8 @@ def test_it_closes_exactly_the_tickets_resolved_more_than_24_hours_ago(settings)
     resolved(25, "due")
     resolved(24.01, "just due")
     resolved(23, "not yet")
-    in_status("open")
-    in_status("pending")
+    factories.ticket("open", title="open")
+    factories.ticket("pending", title="pending")
 
     with time_machine.travel(NOW, tick=False):
         counts = jobs.auto_close_resolved_tickets()
@@ -183,12 +166,23 @@ def test_a_ticket_reopened_by_another_connection_meanwhile_stays_open():
     stays = resolved(30, "reopened meanwhile")
     resolved(30, "closes")
     result = {}
+    # Set when the job, its reads of the due ids done, starts the statement
+    # that must wait for the transaction below: its batch's BEGIN on SQLite
+    # (which takes the write lock), elsewhere the first statement in the batch's
+    # transaction (which locks the rows).
+    locking = threading.Event()
+
+    def announce_locking(execute, sql, params, many, context):
+        if sql.startswith("BEGIN") or context["connection"].in_atomic_block:
+            locking.set()
+        return execute(sql, params, many, context)
 
     def run_job():
         try:
-            result["value"] = services.tickets_auto_close(
-                resolved_before=NOW - timedelta(hours=24), reason="test"
-            )
+            with connection.execute_wrapper(announce_locking):
+                result["value"] = services.tickets_auto_close(
+                    resolved_before=NOW - timedelta(hours=24), reason="test"
+                )
         finally:
             connection.close()
 
@@ -197,7 +191,8 @@ def test_a_ticket_reopened_by_another_connection_meanwhile_stays_open():
         services.ticket_reopen(ticket=ticket, reason="customer replied")
         job = threading.Thread(target=run_job)
         job.start()
-        time.sleep(1)  # the job has read the ids and waits for this transaction
+        # The job has read the ids and waits for this transaction.
+        assert locking.wait(30), "the job never came to lock its batch"
         assert job.is_alive()
 
     job.join(30)

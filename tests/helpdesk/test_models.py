@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from crm.models import Ticket, TicketEvent
-from crm.services import ticket_create
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ CONSISTENT = [
 
 @pytest.fixture
 def ticket():
-    return ticket_create(
+    return factories.ticket(
         title="VPN drops", requester_name="Reza Karimi", requester_email="reza@example.com"
     )
 

@@ -11,6 +11,7 @@ from django.db import IntegrityError
 
 from crm import services
 from crm.models import Ticket, TicketEvent
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +28,6 @@ ALLOWED = {
     ("resolved", "open"),
 }
 ILLEGAL = sorted(set(itertools.product(STATUSES, STATUSES)) - ALLOWED)
-# The legal way from "new" to each status; setup walks it through the services.
-PATH_TO = {
-    "new": [],
-    "open": ["open"],
-    "pending": ["open", "pending"],
-    "resolved": ["open", "resolved"],
-    "closed": ["open", "resolved", "closed"],
-}
 CREATED = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 NOW = datetime(2025, 3, 10, 12, 30, tzinfo=UTC)
 
@@ -44,21 +37,12 @@ def frozen(when):
 
 
 def new_ticket(**fields):
-    with frozen(CREATED):
-        return services.ticket_create(
-            title="Printer offline",
-            requester_name="Anna Nowak",
-            requester_email="anna@example.com",
-            **fields,
-        )
+    return factories.ticket(at=CREATED, **fields)
 
 
 def ticket_in(status, **fields):
     """A ticket brought to `status` by legal steps, one hour apart after creation."""
-    ticket = new_ticket(**fields)
-    for hours, step in enumerate(PATH_TO[status], start=1):
-        with frozen(CREATED + timedelta(hours=hours)):
-            services.ticket_transition(ticket=ticket, to_status=step)
+    ticket = factories.ticket(status, at=CREATED, step=timedelta(hours=1), **fields)
     assert stored(ticket)["status"] == status
     return ticket
 

@@ -13,8 +13,9 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.scheduler import control, history
 from crm.scheduler.lease import Lease
-from crm.scheduler.models import RunDetail, SchedulerCommand
+from crm.scheduler.models import SchedulerCommand
 from crm.scheduler.runner import LEASE_NAME
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 JOBS = reverse("admin:django_apscheduler_djangojob_changelist")
@@ -53,17 +54,16 @@ def runs(job_id, statuses, start=NOW - timedelta(days=1), **detail):
     rows = []
     for index, status in enumerate(statuses):
         when = start + timedelta(minutes=index)
-        execution = DjangoJobExecution.objects.create(
-            job_id=job_id, status=status, run_time=when, duration=Decimal(index + 1)
+        started = {"started_at": when + timedelta(seconds=2), "pid": 42}
+        rows.append(
+            factories.job_run(
+                job_id,
+                status=status,
+                run_time=when,
+                duration=Decimal(index + 1),
+                detail={**started, **detail},
+            )
         )
-        RunDetail.objects.create(
-            execution=execution,
-            started_at=when + timedelta(seconds=2),
-            host="web1",
-            pid=42,
-            triggered_by=detail.get("triggered_by", "schedule"),
-        )
-        rows.append(execution)
     return rows
 
 
@@ -186,9 +186,7 @@ def test_an_execution_shows_its_error_and_traceback(admin_client):
 
 
 def test_a_run_without_details_shows_dashes_not_none(admin_client):
-    bare = DjangoJobExecution.objects.create(
-        job_id="nightly", status=history.SUCCEEDED, run_time=NOW
-    )
+    bare = factories.job_run("nightly", status=history.SUCCEEDED, run_time=NOW)
 
     page = admin_client.get(
         reverse("admin:django_apscheduler_djangojobexecution_change", args=[bare.pk])

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 from django.urls import reverse
-from django_apscheduler.models import DjangoJob
 
 from benchmarks import data
 from crm.scheduler import history
+from tests import factories
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 ROWS = 1_000_000
@@ -31,7 +31,7 @@ def million_executions(django_db_setup, django_db_blocker):
 
 def insert_executions():
     for job_id in ("nightly", "heartbeat"):
-        DjangoJob.objects.create(id=job_id, job_state=b"")
+        factories.stored_job(job_id)
     data.insert_executions(ROWS, ["nightly", "heartbeat"], datetime(2026, 1, 1, tzinfo=UTC))
 
 

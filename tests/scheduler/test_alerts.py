@@ -12,7 +12,7 @@ from django_apscheduler.models import DjangoJobExecution
 from crm.scheduler import alerts, control, execution
 from crm.scheduler.lease import LEASE_NAME, Lease
 from crm.scheduler.runner import SchedulerRunner
-from tests.conftest import wait_until
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db
 DUE = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -29,7 +29,7 @@ from crm.scheduler.apscheduler_adapter import (
     HookedDjangoJobStore,
     HookedExecutor,
 )
-from tests.conftest import wait_until
+from tests.support.processes import wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 ADAPTER = Path(apscheduler_adapter.__file__).resolve()

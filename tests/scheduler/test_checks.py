@@ -3,7 +3,7 @@
 import pytest
 
 from crm.scheduler.checks import declaration_errors
-from tests.conftest import project_env, run_manage
+from tests.support.processes import project_env, run_manage
 
 GOOD = {"id": "good", "func": "tests.support.e2e_jobs.record_fire", "interval_seconds": 60}
 

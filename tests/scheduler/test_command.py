@@ -2,9 +2,10 @@
 a process that is not the active scheduler, with their output and exit codes."""
 
 import json
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 import time_machine
@@ -14,7 +15,7 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from crm.scheduler.lease import Lease
 from crm.scheduler.models import SchedulerCommand
 from crm.scheduler.runner import LEASE_NAME
-from tests.conftest import project_env, run_manage
+from tests.support.processes import project_env, run_manage
 
 pytestmark = pytest.mark.django_db
 BUILTIN = ["auto_close_resolved_tickets", "delete_old_job_executions"]
@@ -28,8 +29,24 @@ def explode():
     raise ZeroDivisionError("the job broke")
 
 
-def nap(seconds):
-    time.sleep(seconds)
+# The `slow` job's run: `started` once it has begun; it lasts until `release`.
+slow_run = SimpleNamespace(started=threading.Event(), release=threading.Event())
+
+
+def hold():
+    slow_run.started.set()
+    if not slow_run.release.wait(timeout=30):
+        raise TimeoutError("the test never let the slow job end")
+
+
+@pytest.fixture
+def slow_job():
+    """The `slow` job's run, held until the test ends (request this after
+    active_scheduler, so that it lets the run end before the scheduler stops)."""
+    slow_run.started.clear()
+    slow_run.release.clear()
+    yield slow_run
+    slow_run.release.set()
 
 
 @pytest.fixture(autouse=True)
@@ -43,8 +60,7 @@ def declared(settings):
             "misfire_grace_seconds": 30,
         },
         {"id": "report", "func": "tests.scheduler.test_command.explode", "cron": "0 6 * * 1-5"},
-        {"id": "slow", "func": "tests.scheduler.test_command.nap", "interval_seconds": 3600,
-         "args": [3]},
+        {"id": "slow", "func": "tests.scheduler.test_command.hold", "interval_seconds": 3600},
     ]  # fmt: skip
 
 
@@ -294,9 +310,9 @@ def test_run_of_a_failing_job_in_the_active_scheduler_exits_non_zero(active_sche
 
 
 @pytest.mark.django_db(transaction=True)
-def test_run_of_a_job_that_is_running_already_is_refused(active_scheduler):
+def test_run_of_a_job_that_is_running_already_is_refused(active_scheduler, slow_job):
     first = SchedulerCommand.objects.create(action="run", job_id="slow", requested_by="test")
-    time.sleep(1.5)  # the scheduler takes it within a second
+    assert slow_job.started.wait(15), "the scheduler did not run the slow job"
 
     error = fails("run", "slow")
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from crm.scheduler.declarations import JobDeclaration, declared_jobs
-from tests.conftest import project_env, run_manage
+from tests.support.processes import project_env, run_manage
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from crm.scheduler.history import INTERRUPTED, RUNNING, SKIPPED, SUCCEEDED
-from tests.conftest import (
+from tests.support.processes import (
     E2E_LEASE_SECONDS,
     activated_at,
     assert_each_fire_ran_once,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.support.processes import (
     assert_each_fire_ran_once,
     read_fires,
     read_lease,

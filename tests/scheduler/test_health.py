@@ -7,12 +7,12 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core.management import call_command
-from django_apscheduler.models import DjangoJobExecution
 
 from crm.scheduler import control, history
 from crm.scheduler.lease import Lease
 from crm.scheduler.runner import LEASE_NAME
-from tests.conftest import project_env, run_manage
+from tests import factories
+from tests.support.processes import project_env, run_manage
 
 pytestmark = pytest.mark.django_db
 URL = "/health/scheduler/"
@@ -66,7 +66,7 @@ def test_it_is_503_when_a_job_is_late(client):
 
 def test_it_is_503_when_a_job_is_failing(client):
     active()
-    DjangoJobExecution.objects.create(job_id="heartbeat", status=history.FAILED, run_time=NOW)
+    factories.job_run("heartbeat", status=history.FAILED, run_time=NOW)
 
     assert get(client).status_code == 503
 

@@ -6,24 +6,20 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
-from django_apscheduler.models import DjangoJob, DjangoJobExecution
+from django_apscheduler.models import DjangoJobExecution
 
 from crm import jobs
 from crm.scheduler import execution, history
 from crm.scheduler.models import RunDetail, SchedulerCommand
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 
 def run(job_id, days_ago, status=history.SUCCEEDED):
-    DjangoJob.objects.get_or_create(id=job_id, defaults={"job_state": b""})
     when = NOW - timedelta(days=days_ago)
-    execution = DjangoJobExecution.objects.create(job_id=job_id, status=status, run_time=when)
-    RunDetail.objects.create(
-        execution=execution, triggered_by="schedule", started_at=when, host="web1", pid=1
-    )
-    return execution
+    return factories.job_run(job_id, status=status, run_time=when, detail={})
 
 
 def remaining():

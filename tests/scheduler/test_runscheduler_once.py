@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT_DIR, project_env, run_manage
+from tests.support.processes import PROJECT_DIR, project_env, run_manage
 
 pytestmark = pytest.mark.e2e
 MISS = (

@@ -13,7 +13,7 @@ from crm.scheduler import alerts, control, status
 from crm.scheduler.lease import Lease, database_now_plus
 from crm.scheduler.models import SchedulerLease
 from crm.scheduler.runner import LEASE_NAME
-from tests.conftest import wait_until
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db
 HEALTH = "/health/scheduler/"

@@ -8,9 +8,9 @@ import time_machine
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.scheduler import control, history, status
-from crm.scheduler.models import RunDetail
 from crm.scheduler.runner import SchedulerRunner
-from tests.conftest import wait_until
+from tests import factories
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 23, 1, 59, tzinfo=UTC)
@@ -36,14 +36,9 @@ def state(at: datetime) -> status.JobState:
 
 
 def record(status_text, run_time, **detail):
-    execution = DjangoJobExecution.objects.create(
-        job_id="nightly", status=status_text, run_time=run_time
+    return factories.job_run(
+        "nightly", status=status_text, run_time=run_time, detail=detail or None
     )
-    if detail:
-        RunDetail.objects.create(
-            execution=execution, started_at=run_time, host="web1", pid=1, **detail
-        )
-    return execution
 
 
 def test_a_job_is_late_only_once_its_fire_time_plus_grace_has_passed():

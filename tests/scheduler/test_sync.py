@@ -9,6 +9,7 @@ from django_apscheduler.models import DjangoJob
 from crm.scheduler.declarations import JobDeclaration
 from crm.scheduler.jobstore import KeepingDjangoJobStore
 from crm.scheduler.sync import sync_jobs
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -135,9 +136,9 @@ def test_a_dry_run_reports_and_changes_nothing(scheduler):
 def test_a_stored_job_that_cannot_be_loaded_is_kept_with_its_history(scheduler, caplog):
     from django_apscheduler.models import DjangoJobExecution
 
-    legacy = DjangoJob.objects.create(id="legacy", job_state=b"not a pickle")
-    DjangoJobExecution.objects.create(
-        job=legacy, status=DjangoJobExecution.SUCCESS, run_time=datetime(2026, 1, 1, tzinfo=UTC)
+    factories.stored_job("legacy", job_state=b"not a pickle")
+    factories.job_run(
+        "legacy", status=DjangoJobExecution.SUCCESS, run_time=datetime(2026, 1, 1, tzinfo=UTC)
     )
 
     assert [job.id for job in scheduler.get_jobs()] == []
