@@ -22,6 +22,7 @@ from django.core.mail import mail_admins
 from django.urls import reverse
 from django.utils import timezone
 
+from crm.scheduler.connections import CONNECTION_ERRORS, drop_connection
 from crm.scheduler.lease import LEASE_NAME, lease_row
 from crm.scheduler.models import JobAlert
 from crm.scheduler.status import JobState, active_scheduler, job_states
@@ -48,6 +49,18 @@ def check(job_ids: list[str] | None = None, now: datetime | None = None) -> list
 # Keys of the scheduler's own alert rows; a job id cannot contain ":".
 STALLED = "scheduler:stalled"
 ABSENT = "scheduler:absent"
+
+
+def check_safely(job_ids: list[str] | None = None) -> None:
+    """`check`, for the threads that run jobs and keep the lease: a broken mail
+    server or database must not hide a job's own outcome, nor stop the scheduler."""
+    try:
+        check(job_ids)
+    except CONNECTION_ERRORS as error:
+        drop_connection()
+        logger.warning("scheduler could not check alerts: %s", error)
+    except Exception:
+        logger.exception("scheduler could not check or mail alerts")
 
 
 def _scheduler_transitions(states: list[JobState], told: dict[str, JobAlert]):
