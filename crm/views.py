@@ -1,11 +1,10 @@
 """Views outside the admin: the scheduler's health for monitors, and waking it."""
 
 import hmac
-import threading
 import time
-from collections import deque
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.utils import timezone
@@ -20,9 +19,10 @@ WAKE_INTERVAL_SECONDS = 10  # at most one wake per process in this time
 WAKE_WAIT_SECONDS = 3  # how long a wake waits for a scheduler to become active
 FAILED_WAKES_ALLOWED = 5  # wrong or missing tokens per process in this window...
 FAILED_WAKES_WINDOW_SECONDS = 60  # ...before the next one is a 429
-_last_wake = {"at": float("-inf")}
-_failed_wakes = deque(maxlen=FAILED_WAKES_ALLOWED)  # monotonic times of the latest ones
-_wake_lock = threading.Lock()
+# The limits are kept in Django's cache: per process with the default
+# local-memory cache, shared by the processes that share a cache server.
+LAST_WAKE_KEY = "crm:scheduler-wake:last"
+FAILED_WAKES_KEY = "crm:scheduler-wake:failed"
 
 
 @require_GET
@@ -62,23 +62,24 @@ def scheduler_wake(request):
     """Make sure a scheduler is active: if none is, this process's lease keeper
     tries to take the lease at once. For hosts that put idle apps to sleep.
 
-    Limits, each per process: one wake in WAKE_INTERVAL_SECONDS (10 s; a 429 with
-    Retry-After otherwise), and FAILED_WAKES_ALLOWED (5) wrong or missing tokens in
-    FAILED_WAKES_WINDOW_SECONDS (60 s), after which further wrong ones get a 429
-    instead of a 403 until the window has passed. A right token is never held up
-    by wrong ones (they must not lock the monitor out), so the 429 only tells a
-    misconfigured or guessing client to back off; what keeps the token from being
-    guessed is its length (`manage.py check` warns below 32 characters, crm.W001)."""
+    Limits, each per process (kept in the cache: see LAST_WAKE_KEY): one wake
+    in WAKE_INTERVAL_SECONDS (10 s; a 429 with Retry-After otherwise), and
+    FAILED_WAKES_ALLOWED (5) wrong or missing tokens in
+    FAILED_WAKES_WINDOW_SECONDS (60 s), after which further wrong ones get a
+    429 instead of a 403 until the window has passed. A right token is never
+    held up by wrong ones (they must not lock the monitor out), so the 429 only
+    tells a misconfigured or guessing client to back off; what keeps the token
+    from being guessed is its length (`manage.py check` warns below 32
+    characters, crm.W001)."""
     if not settings.SCHEDULER_WAKE_TOKEN:
         raise Http404
     if not _bearer_matches(request, settings.SCHEDULER_WAKE_TOKEN):
         return _refuse_wrong_token()
-    with _wake_lock:
-        wait = _last_wake["at"] + WAKE_INTERVAL_SECONDS - time.monotonic()
-        if wait > 0:
-            return _too_many("woken a moment ago; try later", wait)
-        _last_wake["at"] = time.monotonic()
-    runner = startup._runner
+    now = time.time()
+    if not cache.add(LAST_WAKE_KEY, now, timeout=WAKE_INTERVAL_SECONDS):
+        last = cache.get(LAST_WAKE_KEY, now)
+        return _too_many("woken a moment ago; try later", last + WAKE_INTERVAL_SECONDS - now)
+    runner = startup.process_scheduler()
     active = status.active_scheduler()
     if active is None and runner is not None:
         runner.wake()
@@ -94,22 +95,20 @@ def scheduler_wake(request):
         )
         return JsonResponse({"status": "no active scheduler", "reason": reason}, status=503)
     # By the lease row, not runner.active: that is set only once sync is done.
-    here = runner is not None and (active.host, active.pid) == (
-        runner.lease.holder.host,
-        runner.lease.holder.pid,
-    )
+    here = runner is not None and runner.holds(active)
     return JsonResponse(
         {"status": "active", "host": active.host, "pid": active.pid, "this_process": here}
     )
 
 
 def _refuse_wrong_token():
-    now = time.monotonic()
-    with _wake_lock:
-        full = len(_failed_wakes) == FAILED_WAKES_ALLOWED
-        wait = _failed_wakes[0] + FAILED_WAKES_WINDOW_SECONDS - now if full else 0
-        # Refused ones count too, so that guessing at any pace stays refused.
-        _failed_wakes.append(now)
+    now = time.time()
+    window = FAILED_WAKES_WINDOW_SECONDS
+    recent = [at for at in cache.get(FAILED_WAKES_KEY, []) if at > now - window]
+    full = len(recent) >= FAILED_WAKES_ALLOWED
+    wait = recent[-FAILED_WAKES_ALLOWED] + window - now if full else 0
+    # Refused ones count too, so that guessing at any pace stays refused.
+    cache.set(FAILED_WAKES_KEY, [*recent[-FAILED_WAKES_ALLOWED + 1 :], now], timeout=window + 1)
     if wait > 0:
         return _too_many("too many wrong or missing bearer tokens; try later", wait)
     return JsonResponse({"error": "wrong or missing bearer token"}, status=403)

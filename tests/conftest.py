@@ -64,7 +64,6 @@ def user(django_user_model):
 def active_scheduler(settings):
     """A real scheduler in this process (its own threads and database connections)
     holding the lease. Tests using it need `django_db(transaction=True)`."""
-    from crm.scheduler import execution
     from crm.scheduler.runner import SchedulerRunner
 
     settings.SCHEDULER_LEASE_SECONDS = 3
@@ -74,8 +73,6 @@ def active_scheduler(settings):
     wait_until(lambda: runner.active, timeout=15, message="the scheduler did not become active")
     yield runner
     runner.stop()
-    execution.lease_guard["check"] = lambda: True
-    execution.run_context["current"] = execution.RunContext()
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 """The scheduler in the Django admin, under django-apscheduler's own section
 (Django APScheduler → jobs, job executions), replacing its admin classes.
 
-Actions never wait for a job: run now, pause and resume are handed to the
-active scheduler (crm.scheduler.control) and the page returns at once.
+Actions never wait for a job: run now, pause and resume go through
+crm.scheduler.control (to the active scheduler, or to the job store when none
+is active), and the page returns at once with one summary message.
 """
 
 from django.contrib import admin, messages
@@ -167,42 +168,52 @@ class ScheduledJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run selected jobs now", permissions=["run"])
     def run_now(self, request, queryset):
-        self._each(request, queryset, self._run, "Run requested")
+        self._operate(request, queryset, control.Action.RUN)
 
     @admin.action(description="Pause selected jobs", permissions=["pause"])
     def pause(self, request, queryset):
-        self._each(request, queryset, self._pause, "Paused")
+        self._operate(request, queryset, control.Action.PAUSE)
 
     @admin.action(description="Resume selected jobs", permissions=["resume"])
     def resume(self, request, queryset):
-        self._each(request, queryset, self._resume, "Resumed")
+        self._operate(request, queryset, control.Action.RESUME)
 
-    def _run(self, request, job_id) -> str:
-        if control.request_run(job_id, requester(request)):
-            return "it shows in the job executions within seconds"
-        return "no scheduler is active now; the first to start within 5 minutes runs it"
+    def _operate(self, request, queryset, action) -> None:
+        """One summary message, without waiting for any job."""
+        job_ids = list(queryset.order_by("id").values_list("id", flat=True))
+        operations = control.operate(action, job_ids, requester(request))
+        summary, level = summarize(action, operations, control.active_scheduler() is not None)
+        self.message_user(request, summary, level)
 
-    def _pause(self, request, job_id) -> str:
-        return control.pause_job(job_id, requester(request), wait=2)
 
-    def _resume(self, request, job_id) -> str:
-        return control.resume_job(job_id, requester(request), wait=2)
-
-    def _each(self, request, queryset, act, verb) -> None:
-        for job_id in queryset.values_list("id", flat=True):
-            try:
-                outcome = act(request, job_id)
-            except control.Unconfirmed:
-                self.message_user(
-                    request,
-                    f"{verb.split()[0]} of {job_id} requested; the active scheduler applies it "
-                    "within seconds.",
-                    messages.INFO,
-                )
-            except control.ControlError as error:
-                self.message_user(request, f"{job_id}: {error}", messages.ERROR)
-            else:
-                self.message_user(request, f"{verb}: {job_id} ({outcome}).", messages.SUCCESS)
+def summarize(action, operations: list[control.Operation], active: bool) -> tuple[str, int]:
+    """The admin's one message for an action on several jobs, and its level."""
+    by_state = {}
+    for operation in operations:
+        by_state.setdefault(operation.state, []).append(operation)
+    parts = []
+    done = [op.job_id for op in by_state.get(control.DONE, [])]
+    queued = [op.job_id for op in by_state.get(control.QUEUED, [])]
+    if action == control.Action.RUN and queued:
+        where = (
+            "it shows in the job executions within seconds"
+            if active
+            else "no scheduler is active now; the first to start within 5 minutes runs it"
+        )
+        parts.append(f"Run requested: {', '.join(queued)} ({where}).")
+    elif queued:
+        parts.append(
+            f"{action.capitalize()} of {', '.join(queued)} requested; the active scheduler "
+            "applies it within seconds."
+        )
+    if done:
+        past = {"pause": "Paused", "resume": "Resumed"}.get(action, "Done")
+        parts.append(f"{past}: {', '.join(done)} (in the job store; no scheduler is active).")
+    failed = by_state.get(control.FAILED, [])
+    parts += [f"{op.job_id}: {op.message}" for op in failed]
+    if not failed:
+        return " ".join(parts), messages.SUCCESS
+    return " ".join(parts), messages.ERROR if len(failed) == len(operations) else messages.WARNING
 
 
 def run_chart(runs, width=6, gap=2, height=24):

@@ -22,6 +22,7 @@ from django.core.mail import mail_admins
 from django.urls import reverse
 from django.utils import timezone
 
+from crm.scheduler.connections import CONNECTION_ERRORS, drop_connection
 from crm.scheduler.lease import LEASE_NAME, lease_row
 from crm.scheduler.models import JobAlert
 from crm.scheduler.status import JobState, active_scheduler, job_states
@@ -50,21 +51,30 @@ STALLED = "scheduler:stalled"
 ABSENT = "scheduler:absent"
 
 
+def check_safely(job_ids: list[str] | None = None) -> None:
+    """`check`, for the threads that run jobs and keep the lease: a broken mail
+    server or database must not hide a job's own outcome, nor stop the scheduler."""
+    try:
+        check(job_ids)
+    except CONNECTION_ERRORS as error:
+        drop_connection()
+        logger.warning("scheduler could not check alerts: %s", error)
+    except Exception:
+        logger.exception("scheduler could not check or mail alerts")
+
+
 def _scheduler_transitions(states: list[JobState], told: dict[str, JobAlert]):
     active = active_scheduler()
     stalled = active.stalled_since(states) if active else None
     absent = None if active else _absent_since(states)
-    for key, since, began, ended in (
-        (STALLED, stalled, _stalled, _dispatching_again),
-        (ABSENT, absent, _absent, _present_again),
-    ):
+    for key, since in ((STALLED, stalled), (ABSENT, absent)):
         row = told[key]
         if since is not None and row.late_since is None and _claim(row, "late_since", since):
-            yield began(since, active)
+            yield _scheduler_mail(key, True, since, active)
         elif since is None and row.late_since is not None:
             was = row.late_since
             if _claim(row, "late_since", None):
-                yield ended(was, active)
+                yield _scheduler_mail(key, False, was, active)
 
 
 def _absent_since(states: list[JobState]):
@@ -79,41 +89,43 @@ def _absent_since(states: list[JobState]):
     return row.heartbeat_at if row.database_now - row.heartbeat_at > quiet else None
 
 
-def _stalled(since, active) -> tuple[str, str]:
-    return (
-        "The scheduler is stalled",
-        f"The active scheduler (host {active.host}, pid {active.pid}) holds the lease "
-        f"but has dispatched nothing since {since.isoformat()}: no scheduled job runs. "
-        "Its log (grep scheduler logs/django.log) says why; restarting that process "
-        "hands the lease to another. `python manage.py scheduler status` tells.\n\n"
-        "You get one more mail when a scheduler dispatches again.",
-    )
+# The mails as a scheduler problem begins and as it ends: subject and body;
+# {since}: when it began, {who}: the active scheduler.
+SCHEDULER_MAILS = {
+    STALLED: (
+        (
+            "The scheduler is stalled",
+            "The active scheduler ({who}) holds the lease but has dispatched nothing "
+            "since {since}: no scheduled job runs. Its log (grep scheduler "
+            "logs/django.log) says why; restarting that process hands the lease to "
+            "another. `python manage.py scheduler status` tells.\n\n"
+            "You get one more mail when a scheduler dispatches again.",
+        ),
+        (
+            "The scheduler dispatches again",
+            "The scheduler, stalled since {since}, is no longer stalled ({who}).",
+        ),
+    ),
+    ABSENT: (
+        (
+            "No scheduler is running",
+            "No scheduler has held the lease since {since}: scheduled jobs are not "
+            "running. Start one (a web process with ENABLE_SCHEDULER on, or "
+            "`python manage.py runscheduler`); `python manage.py scheduler status` tells."
+            "\n\nYou get one more mail when a scheduler is active again.",
+        ),
+        (
+            "A scheduler is running again",
+            "A scheduler is active again ({who}); none was since {since}.",
+        ),
+    ),
+}
 
 
-def _dispatching_again(was, active) -> tuple[str, str]:
+def _scheduler_mail(key: str, began: bool, since, active) -> tuple[str, str]:
+    subject, body = SCHEDULER_MAILS[key][0 if began else 1]
     who = f"host {active.host}, pid {active.pid}" if active else "none is active now"
-    return (
-        "The scheduler dispatches again",
-        f"The scheduler, stalled since {was.isoformat()}, is no longer stalled ({who}).",
-    )
-
-
-def _absent(since, active) -> tuple[str, str]:
-    return (
-        "No scheduler is running",
-        f"No scheduler has held the lease since {since.isoformat()}: scheduled jobs are "
-        "not running. Start one (a web process with ENABLE_SCHEDULER on, or "
-        "`python manage.py runscheduler`); `python manage.py scheduler status` tells.\n\n"
-        "You get one more mail when a scheduler is active again.",
-    )
-
-
-def _present_again(was, active) -> tuple[str, str]:
-    who = f" (host {active.host}, pid {active.pid})" if active else ""
-    return (
-        "A scheduler is running again",
-        f"A scheduler is active again{who}; none was since {was.isoformat()}.",
-    )
+    return subject, body.format(since=since.isoformat(), who=who)
 
 
 def _alert_rows(job_ids: list[str]) -> dict[str, JobAlert]:

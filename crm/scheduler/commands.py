@@ -1,10 +1,10 @@
-"""Requests to the active scheduler from any process: run now, pause, resume, sync.
+"""The queue of requests to the scheduler from any process: run now, pause, resume, sync.
 
 A process that is not the active one (the admin, the command line) writes a
 SchedulerCommand row; the active scheduler takes it within a second or so and
-carries it out itself, so only one process ever writes its jobs, and a run
-started this way goes through the same executor, history and `max_instances`
-as a scheduled one.
+carries it out (crm.scheduler.intake), so only one process ever writes its
+jobs, and a run started this way goes through the same executor, history and
+`max_instances` as a scheduled one. This module only queues and settles.
 """
 
 import logging
@@ -43,7 +43,7 @@ def wait_for(command: SchedulerCommand, timeout: float, poll: float = 0.2) -> Sc
 def finish(command_id: int, execution_id: int | None, status: str, error=None) -> None:
     ok = status == "succeeded"
     outcome = "run succeeded" if ok else f"run failed: {type(error).__name__}: {error}"
-    _finish(command_id, ok, outcome, execution_id=execution_id)
+    settle(command_id, ok, outcome, execution_id)
 
 
 def claim(command: SchedulerCommand) -> bool:
@@ -55,53 +55,18 @@ def claim(command: SchedulerCommand) -> bool:
     )
 
 
-def finish_here(command: SchedulerCommand, outcome: str) -> None:
-    _finish(command.pk, True, outcome)
-
-
-def apply_pending(scheduler) -> int:
-    """Carry out the commands not yet taken, oldest first (in the active scheduler)."""
+def pending(limit: int = 50) -> list[SchedulerCommand]:
+    """The commands not yet taken, oldest first; expired ones are settled first."""
     _expire_stale()
-    pending = list(SchedulerCommand.objects.filter(taken_at__isnull=True).order_by("id")[:50])
-    for command in pending:
-        if not claim(command):
-            continue
-        try:
-            _apply(scheduler, command)
-        except Exception as error:
-            logger.exception("scheduler could not carry out %s", command)
-            _finish(command.pk, False, f"{type(error).__name__}: {error}")
-    return len(pending)
+    return list(SchedulerCommand.objects.filter(taken_at__isnull=True).order_by("id")[:limit])
 
 
-def _apply(scheduler, command: SchedulerCommand) -> None:
-    if command.action == Action.SYNC:
-        from crm.scheduler.declarations import declared_jobs
-        from crm.scheduler.sync import sync_jobs
-
-        _finish(command.pk, True, str(sync_jobs(scheduler, declared_jobs())))
-        return
-    job = scheduler.get_job(command.job_id)
-    if job is None:
-        _finish(command.pk, False, f"Unknown job {command.job_id!r}.")
-    elif command.action == Action.PAUSE:
-        scheduler.pause_job(command.job_id)
-        _finish(command.pk, True, "paused")
-    elif command.action == Action.RESUME:
-        scheduler.resume_job(command.job_id)
-        _finish(command.pk, True, "resumed")
-    elif command.action == Action.RUN:
-        _submit_run(scheduler, job, command)
-    else:
-        _finish(command.pk, False, f"Unknown action {command.action!r}.")
-
-
-def _submit_run(scheduler, job, command: SchedulerCommand) -> None:
-    """Hand the job to the executor once, now, without touching its schedule.
-    The run finishes the command (crm.scheduler.execution)."""
-    kwargs = {"triggered_by": command.requested_by, "command_id": command.pk}
-    if not scheduler.submit_once(job, timezone.now(), **kwargs):
-        _finish(command.pk, False, f"Not run: {job.id} is running already.")
+def settle(command_id: int, ok: bool, outcome: str, execution_id: int | None = None) -> None:
+    """Record how a command ended."""
+    changes = {"finished_at": timezone.now(), "succeeded": ok, "outcome": outcome}
+    if execution_id is not None:
+        changes["execution_id"] = execution_id
+    SchedulerCommand.objects.filter(pk=command_id).update(**changes)
 
 
 def _expire_stale() -> None:
@@ -113,10 +78,3 @@ def _expire_stale() -> None:
         succeeded=False,
         outcome=f"Expired: no active scheduler took it within {EXPIRY.seconds // 60} minutes.",
     )
-
-
-def _finish(command_id: int, ok: bool, outcome: str, execution_id=None) -> None:
-    changes = {"finished_at": timezone.now(), "succeeded": ok, "outcome": outcome}
-    if execution_id is not None:
-        changes["execution_id"] = execution_id
-    SchedulerCommand.objects.filter(pk=command_id).update(**changes)

@@ -1,29 +1,33 @@
-"""Operate the scheduler from any process (admin, command line).
+"""Operate the scheduler's jobs from any process (the admin, the command line).
 
-While a scheduler is active, pause, resume, sync and run-now are handed to it
-as commands (crm.scheduler.commands) and take effect there within a second or
-so. While none is active nobody else writes the job store, so pause, resume
-and sync are applied to it directly.
+One path for every change: `operate` writes one command row per job
+(crm.scheduler.commands), so who did what stays on record. While a scheduler
+is active it carries them out within a second or so; while none is, nobody
+else writes the job store, so pause, resume and sync are carried out here, by
+the same code the active scheduler uses (crm.scheduler.intake). A run is
+always left to the active scheduler (or the first to become active).
 """
 
 import getpass
 import os
 import socket
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django_apscheduler.models import DjangoJob
 
-from crm.scheduler import commands, execution
+from crm.scheduler import commands, execution, intake
 from crm.scheduler.declarations import BUILTIN_SETTINGS, declared_jobs
-from crm.scheduler.jobstore import KeepingDjangoJobStore
-from crm.scheduler.lease import current_holder
-from crm.scheduler.runner import LEASE_NAME, SCHEDULER_CLOCK_ZONE
-from crm.scheduler.schedulers import StoreOnlyScheduler
+from crm.scheduler.lease import LEASE_NAME, current_holder
+from crm.scheduler.models import SchedulerCommand
+from crm.scheduler.schedulers import Mode, build_scheduler
 from crm.scheduler.sync import SyncReport, sync_jobs
 
 Action = commands.Action
-# How long a pause, resume or sync waits for the active scheduler to confirm.
+# How long the command line waits for the active scheduler to confirm a change.
 CONFIRM_SECONDS = 15
+DONE, QUEUED, FAILED = "done", "queued", "failed"
 
 
 class ControlError(Exception):
@@ -44,6 +48,28 @@ class Unconfirmed(ControlError):
     """Sent to the active scheduler, which did not confirm it in time."""
 
 
+@dataclass(frozen=True)
+class Operation:
+    """What became of one request on one job: done, queued (for the active
+    scheduler, or for a run, for the one that runs it), or failed (and why)."""
+
+    action: str
+    job_id: str
+    state: str
+    message: str
+    command: SchedulerCommand | None = None
+    error: ControlError | None = None  # why it failed before any command was sent
+
+    def as_dict(self) -> dict:
+        return {
+            "action": self.action,
+            "job": self.job_id,
+            "state": self.state,
+            "message": self.message,
+            "command": self.command.pk if self.command else None,
+        }
+
+
 def on_the_command_line() -> str:
     return f"command line: {getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()})"
 
@@ -56,9 +82,7 @@ def active_scheduler():
 @contextmanager
 def job_store():
     """A scheduler that never runs anything, only reads and writes the store."""
-    scheduler = StoreOnlyScheduler(
-        jobstores={"default": KeepingDjangoJobStore()}, timezone=SCHEDULER_CLOCK_ZONE
-    )
+    scheduler = build_scheduler(Mode.STORE_ONLY)
     scheduler.start(paused=True)
     try:
         yield scheduler
@@ -66,97 +90,151 @@ def job_store():
         scheduler.shutdown(wait=False)
 
 
+def operate(action: str, job_ids: list[str], requested_by: str, wait: float = 0) -> list[Operation]:
+    """Request `action` (pause, resume, run) on each job; wait at most `wait`
+    seconds for the active scheduler to carry the requests out. One Operation
+    per job, in order."""
+    problems = _problems(action, job_ids)
+    sent = {
+        job_id: commands.submit(action, job_id, requested_by)
+        for job_id in dict.fromkeys(job_ids)
+        if job_id not in problems
+    }
+    here = action != Action.RUN and sent and active_scheduler() is None
+    if here:
+        _carry_out_here(list(sent.values()))
+    finished = _wait_for(list(sent.values()), wait if not here else 0)
+    return [
+        Operation(action, job_id, FAILED, str(problems[job_id]), error=problems[job_id])
+        if job_id in problems
+        else _operation(finished[sent[job_id].pk], here)
+        for job_id in job_ids
+    ]
+
+
 def pause_job(job_id: str, requested_by: str, wait: float = CONFIRM_SECONDS) -> str:
-    return _change_job(Action.PAUSE, job_id, requested_by, wait)
+    return _confirmed(operate(Action.PAUSE, [job_id], requested_by, wait)[0], wait)
 
 
 def resume_job(job_id: str, requested_by: str, wait: float = CONFIRM_SECONDS) -> str:
-    declaration = declared_jobs().get(job_id)
-    if declaration is not None and not declaration.enabled:
-        setting = BUILTIN_SETTINGS.get(job_id, (None, None))[1]
-        where = f"{setting}=true in the environment" if setting else "its enabled to true"
-        raise ControlError(
-            f"{job_id} is disabled, so it cannot be resumed. Set {where} and restart "
-            "the app (or run `python manage.py scheduler sync`)."
-        )
-    return _change_job(Action.RESUME, job_id, requested_by, wait)
+    return _confirmed(operate(Action.RESUME, [job_id], requested_by, wait)[0], wait)
 
 
 def sync(requested_by: str, dry_run: bool = False) -> SyncReport:
-    """What sync changes (computed here); carried out by the active scheduler if any."""
+    """What sync changes (computed here); carried out by the active scheduler if
+    any, else here (the job store's own state, not an operation on a job: no
+    command row, like the sync each scheduler does as it becomes active)."""
     with job_store() as scheduler:
         report = sync_jobs(scheduler, declared_jobs(), dry_run=True)
         if dry_run or not (report.created or report.updated or report.removed):
             return report
         if active_scheduler() is None:
             return sync_jobs(scheduler, declared_jobs())
-    _confirmed(commands.submit(Action.SYNC, "", requested_by))
+    command = commands.submit(Action.SYNC, "", requested_by)
+    _confirmed(_operation(_wait_for([command], CONFIRM_SECONDS)[command.pk], here=False))
     return report
 
 
-def run_now(job_id: str, requested_by: str, wait: float):
+def run_now(job_id: str, requested_by: str, wait: float) -> SchedulerCommand:
     """Hand a run to the active scheduler; return the command, finished or not
     (it finishes when the run ends) after waiting at most `wait` seconds."""
-    _check_runnable(job_id)
-    holder = active_scheduler()
-    if holder is None:
+    _raise_problem(Action.RUN, job_id)
+    if active_scheduler() is None:
         raise NoActiveScheduler(
             f"No scheduler is active to run {job_id}. Start one (a web process or "
             "`python manage.py runscheduler`), or run it in this process with --here."
         )
-    command = commands.submit(Action.RUN, job_id, requested_by)
-    return commands.wait_for(command, wait)
-
-
-def request_run(job_id: str, requested_by: str) -> bool:
-    """Ask for a run without waiting for it; returns whether a scheduler is
-    active to take it now (otherwise the first to become active within
-    commands.EXPIRY does)."""
-    _check_runnable(job_id)
-    commands.submit(Action.RUN, job_id, requested_by)
-    return active_scheduler() is not None
+    return operate(Action.RUN, [job_id], requested_by, wait)[0].command
 
 
 def run_here(job_id: str, requested_by: str):
     """Run the job in this process, now; returns what it returned."""
-    _check_runnable(job_id)
+    _raise_problem(Action.RUN, job_id)
     return execution.run_declared_job(job_id, triggered_by=requested_by)
 
 
-def _check_runnable(job_id: str) -> None:
+def _problems(action: str, job_ids: list[str]) -> dict[str, ControlError]:
+    """Why a request cannot be made, by job."""
     declared = declared_jobs()
-    if job_id not in declared:
+    stored = set(DjangoJob.objects.filter(id__in=job_ids).values_list("id", flat=True))
+    problems = {}
+    for job_id in job_ids:
+        try:
+            _check(action, job_id, declared, stored)
+        except ControlError as error:
+            problems[job_id] = error
+    return problems
+
+
+def _raise_problem(action: str, job_id: str) -> None:
+    problem = _problems(action, [job_id]).get(job_id)
+    if problem is not None:
+        raise problem
+
+
+def _check(action: str, job_id: str, declared: dict, stored: set[str]) -> None:
+    if action == Action.RUN and job_id not in declared:
         raise UnknownJob(job_id, list(declared))
-    if not DjangoJob.objects.filter(id=job_id).exists():
+    if job_id not in stored:
+        if action == Action.RUN:
+            raise ControlError(
+                f"Job {job_id!r} is declared but not in the job store yet. "
+                "Run `python manage.py scheduler sync` first."
+            )
+        raise UnknownJob(job_id, list(DjangoJob.objects.values_list("id", flat=True)))
+    declaration = declared.get(job_id)
+    if action == Action.RESUME and declaration is not None and not declaration.enabled:
+        setting = BUILTIN_SETTINGS.get(job_id, (None, None))[1]
+        where = f"{setting}=true in the environment" if setting else "its enabled to true"
         raise ControlError(
-            f"Job {job_id!r} is declared but not in the job store yet. "
-            "Run `python manage.py scheduler sync` first."
+            f"{job_id} is disabled, so it cannot be resumed. Set {where} and restart "
+            "the app (or run `python manage.py scheduler sync`)."
         )
 
 
-def _change_job(action: str, job_id: str, requested_by: str, wait: float) -> str:
-    """Every change is a command row, so who did what stays on record."""
-    stored = list(DjangoJob.objects.values_list("id", flat=True))
-    if job_id not in stored:
-        raise UnknownJob(job_id, stored)
-    command = commands.submit(action, job_id, requested_by)
-    if active_scheduler() is None and commands.claim(command):
-        with job_store() as scheduler:
-            getattr(scheduler, f"{action}_job")(job_id)
-        outcome = f"{action}d in the job store (no scheduler is active)"
-        commands.finish_here(command, outcome)
-        return outcome
-    return _confirmed(command, wait)
+def _carry_out_here(sent: list[SchedulerCommand]) -> None:
+    with job_store() as scheduler:
+        for command in sent:
+            if commands.claim(command):  # else an active scheduler took it meanwhile
+                intake.apply(scheduler, command)
 
 
-def _confirmed(command, wait: float = CONFIRM_SECONDS) -> str:
-    command = commands.wait_for(command, wait)
+def _wait_for(sent: list[SchedulerCommand], wait: float) -> dict[int, SchedulerCommand]:
+    """The commands as they are once all are finished, or after `wait` seconds."""
+    ids = [command.pk for command in sent]
+    deadline = time.monotonic() + wait
+    while True:
+        rows = {row.pk: row for row in SchedulerCommand.objects.filter(pk__in=ids)}
+        done = all(row.finished_at is not None for row in rows.values())
+        if done or time.monotonic() >= deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def _operation(command: SchedulerCommand, here: bool) -> Operation:
+    action, job_id = command.action, command.job_id
     if command.finished_at is None:
+        message = (
+            f"{action} requested; the active scheduler carries it out within seconds"
+            if command.taken_at is None or action != Action.RUN
+            else "running"
+        )
+        return Operation(action, job_id, QUEUED, message, command)
+    if not command.succeeded:
+        return Operation(action, job_id, FAILED, command.outcome, command)
+    where = "in the job store (no scheduler is active)" if here else "by the active scheduler"
+    return Operation(action, job_id, DONE, f"{command.outcome} {where}", command)
+
+
+def _confirmed(operation: Operation, wait: float = CONFIRM_SECONDS) -> str:
+    if operation.error is not None:
+        raise operation.error
+    if operation.state == FAILED:
+        raise ControlError(operation.message)
+    if operation.state == QUEUED:
         raise Unconfirmed(
-            f"The active scheduler did not confirm the {command.action} within "
+            f"The active scheduler did not confirm the {operation.action} within "
             f"{wait:g} s; it is queued and is carried out when a scheduler takes it "
             f"(within {commands.EXPIRY.seconds // 60} minutes), or dropped."
         )
-    if not command.succeeded:
-        raise ControlError(command.outcome)
-    return f"{command.outcome} by the active scheduler"
+    return operation.message

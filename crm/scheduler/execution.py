@@ -1,6 +1,12 @@
 """How a stored job runs: every job in the store calls `run_declared_job` with
 its id, so only declared jobs can run, and a job whose function went missing
-stays in the store (with its history) instead of failing to load."""
+stays in the store (with its history) instead of failing to load.
+
+A run learns who runs it from the `RunContext` its executor was built with
+(the active scheduler's lease check, its token, its runs in progress), and
+tells how it went through the signals in crm.scheduler.signals; it calls
+nothing above it (crm.scheduler.receivers finishes commands and checks alerts).
+"""
 
 import contextvars
 import logging
@@ -9,14 +15,14 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from crm.scheduler import alerts, commands, history, recovery
+from crm.scheduler import history
 from crm.scheduler.apscheduler_adapter import HookedExecutor
 from crm.scheduler.connections import (
     CONNECTION_ERRORS,
@@ -24,43 +30,63 @@ from crm.scheduler.connections import (
     drop_connection,
     reconnecting,
 )
+from crm.scheduler.declarations import JobDeclaration, declared_job
 from crm.scheduler.history import BY_SCHEDULE
-from crm.scheduler.signals import job_finished, job_started
+from crm.scheduler.signals import job_finished, job_started, run_refused
+from crm.scheduler.tracking import RunsInProcess
 
 logger = logging.getLogger("crm.scheduler")
-
-scheduled_fire_time: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
-    "scheduled_fire_time", default=None
-)
-# Set by the runner: returns False once this process may have lost the lease.
-lease_guard = {"check": lambda: True}
 
 
 class LeaseLost(RuntimeError):
     pass
 
 
+def _always() -> bool:
+    return True
+
+
+def _ignore(fire_time: datetime) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class RunContext:
-    """Which process runs jobs, for the run history."""
+    """Who runs a job: written to its history, and asked before it starts.
+
+    The default is a run by hand in this process (`scheduler run --here`):
+    no lease to check, no scheduler token."""
 
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     scheduler: str = ""  # the lease token when the active scheduler runs it
+    may_run: Callable[[], bool] = _always  # False once the lease may have passed on
+    runs: RunsInProcess = field(default_factory=RunsInProcess)
+    # Told the fire time of a fire that could not start because the database
+    # did not answer: the scheduler runs it once it does (crm.scheduler.recovery).
+    not_started: Callable[[datetime], None] = _ignore
+
+    def call(self, func, *args, **kwargs):
+        """Call `func` as a run in this context (in a copy of the caller's)."""
+
+        def inside():
+            _context.set(self)
+            return func(*args, **kwargs)
+
+        return contextvars.copy_context().run(inside)
 
 
-# Set by the runner when this process becomes the active scheduler.
-run_context = {"current": RunContext()}
-# History rows of the runs going on in this process.
-_running: set[int] = set()
-_running_lock = threading.Lock()
+_context: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "run_context", default=None
+)
+scheduled_fire_time: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "scheduled_fire_time", default=None
+)
 
 
-def runs_in_progress() -> frozenset[int]:
-    """The runs this process has started and not yet recorded the end of."""
-    with _running_lock:
-        going = set(_running)
-    return frozenset(going | history.unrecorded_execution_ids())
+def current_context() -> RunContext:
+    """The context of the run going on in this thread (a run by hand if none)."""
+    return _context.get() or RunContext()
 
 
 def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: int | None = None):
@@ -68,26 +94,37 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
     raises what it raised (after recording it). A fire that already has a
     history row is not run again, nor anything once this process may have
     lost the lease (both return None)."""
-    from crm.scheduler.declarations import declared_job
-
-    if not lease_guard["check"]():
+    context = current_context()
+    if not context.may_run():
         # Expected when a scheduler stops or loses its lease as a fire falls
         # due: the next active scheduler runs it. A warning, not an error.
         refused = LeaseLost(f"Job {job_id} not run: this process may no longer hold the lease.")
         logger.warning("%s The next active scheduler runs it.", refused)
-        if command_id is not None:
-            commands.finish(command_id, None, "failed", refused)
+        _refuse(job_id, command_id, refused)
         return None
     declaration = declared_job(job_id)
     if declaration is None:
-        raise LookupError(f"Job {job_id} is in the job store but no longer declared.")
+        missing = LookupError(f"Job {job_id} is in the job store but no longer declared.")
+        _refuse(job_id, command_id, missing)
+        raise missing
     func = import_string(declaration.func)
     scheduled_at = scheduled_fire_time.get() or timezone.now()
-    kwargs = dict(declaration.kwargs)
-    if declaration.fire_time_kwarg:
-        kwargs[declaration.fire_time_kwarg] = scheduled_at
+    run = _start(context, job_id, scheduled_at, triggered_by)
+    if run is None:
+        return None
+    try:
+        return _call(context, declaration, func, run, scheduled_at, command_id)
+    finally:
+        close_stale_connection()
+
+
+def _refuse(job_id: str, command_id: int | None, error: Exception) -> None:
+    run_refused.send(sender=run_declared_job, job_id=job_id, command_id=command_id, error=error)
+
+
+def _start(context: RunContext, job_id: str, scheduled_at: datetime, triggered_by: str):
+    """The run's history row, or None if that fire has one already."""
     close_stale_connection()
-    context = run_context["current"]
     try:
         run = reconnecting(history.start_run)(
             job_id,
@@ -106,7 +143,7 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
             scheduled_at.isoformat(),
             error,
         )
-        recovery.outages.note(scheduled_at)
+        context.not_started(scheduled_at)
         raise
     if run is None:
         logger.warning(
@@ -115,64 +152,47 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
             scheduled_at.isoformat(),
         )
         close_stale_connection()
-        return None
-    with _running_lock:
-        _running.add(run.execution.pk)
-    job_started.send(sender=run_declared_job, job_id=job_id, scheduled_at=scheduled_at)
+    return run
+
+
+def _call(context, declaration: JobDeclaration, func, run, scheduled_at, command_id):
+    kwargs = dict(declaration.kwargs)
+    if declaration.fire_time_kwarg:
+        kwargs[declaration.fire_time_kwarg] = scheduled_at
+    execution_id = run.execution.pk
+    context.runs.started(execution_id)
+    job_started.send(sender=run_declared_job, job_id=declaration.id, scheduled_at=scheduled_at)
     started = time.monotonic()
     outcome = {"status": "failed", "exception": None, "result": None}
+    unrecorded = None
     try:
         outcome["result"] = func(*declaration.args, **kwargs)
         outcome["status"] = "succeeded"
-        history.finish_run(run, status=history.SUCCEEDED, result=outcome["result"])
+        unrecorded = history.finish_run(run, status=history.SUCCEEDED, result=outcome["result"])
         return outcome["result"]
     except Exception as error:
         outcome["exception"] = error
         details = traceback.format_exc()
-        history.finish_run(run, status=history.FAILED, error=error, traceback_text=details)
+        unrecorded = history.finish_run(
+            run, status=history.FAILED, error=error, traceback_text=details
+        )
         raise
     finally:
-        with _running_lock:
-            _running.discard(run.execution.pk)
-        _finish_command(command_id, run.execution.pk, outcome)
+        context.runs.ended(execution_id, unrecorded)
         job_finished.send(
             sender=run_declared_job,
-            job_id=job_id,
+            job_id=declaration.id,
             scheduled_at=scheduled_at,
             duration=time.monotonic() - started,
+            execution_id=execution_id,
+            command_id=command_id,
             **outcome,
         )
-        check_alerts([job_id])
-        close_stale_connection()
-
-
-def _finish_command(command_id: int | None, execution_id: int, outcome: dict) -> None:
-    if command_id is None:
-        return
-    try:
-        commands.finish(command_id, execution_id, outcome["status"], outcome["exception"])
-    except DatabaseError as error:
-        drop_connection()
-        logger.warning(
-            "scheduler could not mark run-now command %s finished: %s", command_id, error
-        )
-
-
-def check_alerts(job_ids: list[str] | None = None) -> None:
-    try:
-        alerts.check(job_ids)
-    except CONNECTION_ERRORS as error:
-        drop_connection()
-        logger.warning("scheduler could not check alerts: %s", error)
-    except Exception:
-        # A broken mail server or database must not hide the job's own outcome,
-        # nor stop the scheduler.
-        logger.exception("scheduler could not check or mail alerts")
 
 
 class FireTimeThreadExecutor(HookedExecutor):
-    """Runs each job in a daemon thread of its own and tells it which fire time
-    it serves.
+    """Runs each job in a daemon thread of its own, in its `RunContext`, and
+    tells it which fire time it serves.
 
     Not concurrent.futures' pool: Python joins those threads at interpreter exit,
     before atexit handlers, so a process asked to stop (SIGTERM to runscheduler,
@@ -182,8 +202,9 @@ class FireTimeThreadExecutor(HookedExecutor):
     going after that ends with the process and is marked interrupted.
     """
 
-    def __init__(self):
+    def __init__(self, context: RunContext | None = None):
         super().__init__()
+        self.context = context or RunContext()
         self._threads: set[threading.Thread] = set()
 
     def start_run(self, job, run_times):
@@ -196,7 +217,7 @@ class FireTimeThreadExecutor(HookedExecutor):
                 drop_connection()  # this thread's own (kept with CONN_MAX_AGE); it ends here
 
         thread = threading.Thread(
-            target=contextvars.copy_context().run, args=(run,), name=f"job {job.id}", daemon=True
+            target=self.context.call, args=(run,), name=f"job {job.id}", daemon=True
         )
         self._threads.add(thread)
         thread.start()

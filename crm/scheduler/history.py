@@ -9,7 +9,6 @@ run looked long), and a fire that already has a row is never run again.
 
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,16 +82,11 @@ class Ending:
     result: object
 
 
-# Ends of runs that the database did not take when they finished (it was
-# unreachable), written by the lease keeper once it answers again.
-_unrecorded: list[Ending] = []
-_unrecorded_lock = threading.Lock()
-
-
-def finish_run(run: Run, *, status: str, result=None, error=None, traceback_text=None) -> bool:
-    """Record how a run ended. Returns False if the database did not answer:
-    the end is then kept in this process and written by
-    `record_unrecorded_ends()` as soon as it does."""
+def finish_run(
+    run: Run, *, status: str, result=None, error=None, traceback_text=None
+) -> Ending | None:
+    """Record how a run ended. Returns the ending if the database did not
+    answer, for the caller to keep and write later (`write_ending`)."""
     duration = time.monotonic() - run.started
     ending = Ending(
         run.execution.pk,
@@ -109,8 +103,6 @@ def finish_run(run: Run, *, status: str, result=None, error=None, traceback_text
         _write(ending)
     except DatabaseError as database_error:
         drop_connection()
-        with _unrecorded_lock:
-            _unrecorded.append(ending)
         logger.warning(
             "scheduler: run %s of %s ended (%s) but the database did not take it (%s); "
             "it is recorded when the database answers again",
@@ -119,32 +111,18 @@ def finish_run(run: Run, *, status: str, result=None, error=None, traceback_text
             status,
             database_error,
         )
+        return ending
+    return None
+
+
+def write_ending(ending: Ending) -> bool:
+    """Write an ending `finish_run` could not; False if the database still does not answer."""
+    try:
+        _write(ending)
+    except DatabaseError:
+        drop_connection()
         return False
     return True
-
-
-def record_unrecorded_ends() -> int:
-    """Write the ends of runs kept by `finish_run`; returns how many were written."""
-    with _unrecorded_lock:
-        pending = list(_unrecorded)
-    written = 0
-    for ending in pending:
-        try:
-            _write(ending)
-        except DatabaseError:
-            drop_connection()
-            break
-        with _unrecorded_lock:
-            _unrecorded.remove(ending)
-        written += 1
-    if written:
-        logger.info("scheduler recorded the end of %d run(s) the database had missed", written)
-    return written
-
-
-def unrecorded_execution_ids() -> set[int]:
-    with _unrecorded_lock:
-        return {ending.execution_id for ending in _unrecorded}
 
 
 def _write(ending: Ending) -> None:

@@ -8,7 +8,7 @@ from django.db.models import OuterRef, Subquery
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.batching import BatchSize
-from crm.scheduler.execution import runs_in_progress
+from crm.scheduler.execution import current_context
 from crm.scheduler.history import RUNNING
 from crm.scheduler.models import RunDetail, SchedulerCommand
 
@@ -47,7 +47,7 @@ def prune_executions(
         .values_list("latest", flat=True)
     )
     old = DjangoJobExecution.objects.filter(run_time__lt=older_than)
-    going_here = runs_in_progress()
+    going_here = current_context().runs.in_progress()
     kept_running = old.filter(status=RUNNING, pk__in=going_here).exclude(pk__in=latest_ids).count()
     kept_latest = old.filter(pk__in=latest_ids).count()
     doomed = old.exclude(pk__in=going_here).exclude(pk__in=latest_ids)

@@ -31,7 +31,8 @@ MAX_FIRES_LOOKED_AT = 10_000
 
 
 class OutageLog:
-    """The earliest start of an outage not yet looked at, from any thread."""
+    """The earliest start of an outage not yet looked at, from any thread
+    (one per scheduler lifecycle, crm.scheduler.runner)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -46,9 +47,6 @@ class OutageLog:
         with self._lock:
             since, self._since = self._since, None
         return since
-
-
-outages = OutageLog()
 
 
 def recover(scheduler, since: datetime) -> list[tuple[str, datetime]]:

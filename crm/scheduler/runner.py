@@ -1,6 +1,11 @@
-"""Exactly one active scheduler across every process sharing the database.
+"""One scheduler's life in a process: lease, APScheduler instance, executor,
+run context, command intake and shutdown, owned by `SchedulerRunner`.
 
-Each process that may run jobs starts one thread, the lease keeper. While the
+Two modes: continuous (web processes and `runscheduler`: `start()` or
+`run_in_foreground()`) and one pass (`runscheduler --once`: `run_one_pass()`).
+Exactly one scheduler is active across every process sharing the database.
+
+In continuous mode a process starts one thread, the lease keeper. While the
 lease is held by someone else it only retries now and then (a cheap standby:
 no scheduler, no job threads). When it takes the lease it starts APScheduler
 on the database job store, syncs the declarations, and renews the lease; if a
@@ -24,19 +29,20 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from crm.scheduler import commands, execution, history, recovery
+from crm.scheduler import alerts, history, intake, recovery
+from crm.scheduler.checks import declaration_errors
 from crm.scheduler.connections import drop_connection
 from crm.scheduler.declarations import declared_jobs
-from crm.scheduler.jobstore import KeepingDjangoJobStore
-from crm.scheduler.lease import LEASE_NAME, Lease
-from crm.scheduler.schedulers import SafeBackgroundScheduler
+from crm.scheduler.execution import FireTimeThreadExecutor, RunContext
+from crm.scheduler.lease import LEASE_NAME, Lease, current_holder
+from crm.scheduler.recovery import OutageLog
+from crm.scheduler.schedulers import Mode, build_scheduler
 from crm.scheduler.sync import sync_jobs
+from crm.scheduler.tracking import RunsInProcess
 
 logger = logging.getLogger("crm.scheduler")
-# APScheduler compares run times with `now` in its own zone; aware datetimes that
-# share a zone compare as wall clock, which is wrong in a repeated hour. In UTC
-# there is none. Each trigger carries its own zone (TIME_ZONE or per job).
-SCHEDULER_CLOCK_ZONE = "UTC"
+# How long --once waits for the scheduler's first pass over the due jobs.
+FIRST_PASS_TIMEOUT = 60
 
 
 class SchedulerRunner:
@@ -54,6 +60,9 @@ class SchedulerRunner:
         self.max_clock_skew = settings.SCHEDULER_MAX_CLOCK_SKEW_SECONDS
         self.lease = Lease(LEASE_NAME, self.lease_duration)
         self.scheduler = None
+        # Outlive each activation: see crm.scheduler.tracking and .recovery.
+        self.runs = RunsInProcess()
+        self.outages = OutageLog()
         self._stopping = threading.Event()
         self._nudge = threading.Event()  # stop, or try the lease now
         self._retry_now = False
@@ -67,15 +76,58 @@ class SchedulerRunner:
     def active(self) -> bool:
         return self.scheduler is not None
 
+    def holds(self, lease_row) -> bool:
+        """Whether a lease row (crm.scheduler.lease.current_holder) is this process's."""
+        holder = self.lease.holder
+        return (lease_row.host, lease_row.pid) == (holder.host, holder.pid)
+
     def start(self) -> None:
-        execution.lease_guard["check"] = self._lease_surely_held
         self._thread = threading.Thread(target=self._keep_lease, name="crm-scheduler", daemon=True)
         self._thread.start()
         atexit.register(self.stop)
 
     def run_in_foreground(self) -> None:
-        execution.lease_guard["check"] = self._lease_surely_held
         self._keep_lease()
+
+    def run_one_pass(self) -> str:
+        """Take the lease if free, run what is due and what was missed within its
+        grace, wait for those runs while renewing the lease, release it. Returns
+        a one-line account of what happened."""
+        errors = declaration_errors()
+        if errors:
+            return (
+                f"Not run: {len(errors)} error(s) in the job declarations; see `manage.py check`."
+            )
+        held = self._try_acquire()
+        if held is None:  # the server may have dropped the connection: once more, on a new one
+            held = self._try_acquire()
+        if held is None:
+            return (
+                "The database is unreachable; nothing run. Check that the database server is "
+                "running and DATABASE_URL points at it; the next pass catches up within the grace."
+            )
+        if not held:
+            holder = current_holder(LEASE_NAME)
+            who = f" (host {holder.host}, pid {holder.pid})" if holder else ""
+            return f"Another scheduler is active{who}; nothing to do."
+        try:
+            self._activate(Mode.ONE_PASS)
+            scheduler = self.scheduler
+            if scheduler is None:
+                return "The scheduler could not start; see logs/django.log."
+            self._take_commands()
+            if not scheduler.looked.wait(FIRST_PASS_TIMEOUT):
+                logger.warning(
+                    "scheduler --once: no pass over the due jobs within %ss", FIRST_PASS_TIMEOUT
+                )
+            scheduler.pause()
+            self._wait_for_runs(scheduler)
+            self.scheduler = None
+            scheduler.shutdown(wait=True)
+            self._record_unrecorded_runs()
+            return "Ran the jobs that were due; lease released."
+        finally:
+            self._release()
 
     def request_stop(self) -> None:
         """Safe from a signal handler: only sets a flag the lease keeper checks."""
@@ -125,8 +177,6 @@ class SchedulerRunner:
         return skewed
 
     def _keep_lease(self) -> None:
-        from crm.scheduler.checks import declaration_errors
-
         # Started from CrmConfig.ready(): let Django finish loading the apps
         # after crm before touching the database.
         while not apps.ready and not self._stopping.wait(0.05):
@@ -183,7 +233,7 @@ class SchedulerRunner:
 
     def _take_commands(self) -> None:
         try:
-            commands.apply_pending(self.scheduler)
+            intake.apply_pending(self.scheduler)
         except DatabaseError as error:
             logger.warning("scheduler could not read commands: %s", error)
             drop_connection()
@@ -191,21 +241,20 @@ class SchedulerRunner:
             close_old_connections()
 
     def _recover_after_outage(self) -> None:
-        since = recovery.outages.take()
+        since = self.outages.take()
         if since is None:
             return
         try:
             recovery.recover(self.scheduler, since - timedelta(seconds=self.renew_every))
         except DatabaseError:
-            recovery.outages.note(since)  # still away: again next time
+            self.outages.note(since)  # still away: again next time
             drop_connection()
         finally:
             close_old_connections()
 
-    @staticmethod
-    def _record_unrecorded_runs() -> None:
+    def _record_unrecorded_runs(self) -> None:
         try:
-            history.record_unrecorded_ends()
+            self.runs.record_unrecorded_ends()
         finally:
             close_old_connections()
 
@@ -225,7 +274,7 @@ class SchedulerRunner:
     @staticmethod
     def _check_alerts() -> None:
         try:
-            execution.check_alerts()
+            alerts.check_safely()
         finally:
             connection.close()  # this thread's own; it ends here
 
@@ -251,19 +300,27 @@ class SchedulerRunner:
         self._waiting_logged = False
         return held
 
-    def _activate(self, scheduler_class=SafeBackgroundScheduler) -> None:
-        scheduler = scheduler_class(
-            jobstores={"default": KeepingDjangoJobStore()},
-            executors={"default": execution.FireTimeThreadExecutor()},
-            job_defaults={"coalesce": True, "max_instances": 1},
-            timezone=SCHEDULER_CLOCK_ZONE,
-            may_dispatch=self._may_dispatch,
-            on_outage=recovery.outages.note,
+    def _run_context(self) -> RunContext:
+        holder = self.lease.holder
+        return RunContext(
+            host=holder.host,
+            pid=holder.pid,
+            scheduler=holder.token,
+            may_run=self._lease_surely_held,
+            runs=self.runs,
+            not_started=self.outages.note,
         )
-        execution.run_context["current"] = execution.RunContext(scheduler=self.lease.holder.token)
+
+    def _activate(self, mode: Mode = Mode.CONTINUOUS) -> None:
+        scheduler = build_scheduler(
+            mode,
+            FireTimeThreadExecutor(self._run_context()),
+            may_dispatch=self._may_dispatch,
+            on_outage=self.outages.note,
+        )
         try:
             interrupted = history.mark_interrupted_runs(
-                self.lease.previous_holder, still_going=execution.runs_in_progress()
+                self.lease.previous_holder, still_going=self.runs.in_progress()
             )
             if interrupted:
                 logger.warning("scheduler marked %d unfinished run(s) as interrupted", interrupted)
@@ -318,3 +375,18 @@ class SchedulerRunner:
             drop_connection()
         finally:
             close_old_connections()
+
+    def _wait_for_runs(self, scheduler) -> None:
+        """Keep the lease while submitted runs go on, so no standby takes over
+        and marks them interrupted."""
+        executor = scheduler.lookup_executor("default")
+        next_renewal = time.monotonic() + self.renew_every
+        while executor.has_running_jobs():
+            if time.monotonic() >= next_renewal:
+                held = self._try_acquire()
+                if held is False or (held is None and not self._lease_surely_held()):
+                    logger.warning("scheduler --once lost its lease while runs were going on")
+                    return
+                # Not answered: try again soon, while the lease surely stays ours.
+                next_renewal = time.monotonic() + (self.renew_every if held else self.standby_poll)
+            time.sleep(0.2)

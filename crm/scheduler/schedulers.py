@@ -1,4 +1,5 @@
-"""APScheduler's BackgroundScheduler, minus what loses fires or stops it silently.
+"""APScheduler's BackgroundScheduler, minus what loses fires or stops it silently,
+and `build_scheduler`, which makes every APScheduler instance the app uses.
 
 * A shutdown race: APScheduler 3 sets the state to stopped, shuts the executors
   down and wakes its thread, which then processes due jobs once more (only a
@@ -14,7 +15,9 @@
   lease keeper publishes with the lease (crm.scheduler.status: "stalled").
 """
 
+import enum
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -23,9 +26,14 @@ from django.db import connection
 
 from crm.scheduler.apscheduler_adapter import HookedBackgroundScheduler
 from crm.scheduler.connections import drop_connection
+from crm.scheduler.jobstore import KeepingDjangoJobStore
 
 logger = logging.getLogger("crm.scheduler")
 RETRY_SECONDS = 1.0
+# APScheduler compares run times with `now` in its own zone; aware datetimes that
+# share a zone compare as wall clock, which is wrong in a repeated hour. In UTC
+# there is none. Each trigger carries its own zone (TIME_ZONE or per job).
+SCHEDULER_CLOCK_ZONE = "UTC"
 
 
 class ClosingBackgroundScheduler(HookedBackgroundScheduler):
@@ -82,3 +90,35 @@ class StoreOnlyScheduler(ClosingBackgroundScheduler):
 
     def process_due_jobs(self):
         return None
+
+
+class OnePassScheduler(SafeBackgroundScheduler):
+    """Tells when it has looked for due jobs once (`runscheduler --once`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.looked = threading.Event()
+
+    def process_due_jobs(self):
+        wait = super().process_due_jobs()
+        if self.state == STATE_RUNNING:  # a real pass, not one skipped while paused
+            self.looked.set()
+        return wait
+
+
+class Mode(enum.Enum):
+    CONTINUOUS = SafeBackgroundScheduler  # the active scheduler of a web process or runscheduler
+    ONE_PASS = OnePassScheduler  # runscheduler --once
+    STORE_ONLY = StoreOnlyScheduler  # pause, resume and sync from a process with no scheduler
+
+
+def build_scheduler(mode: Mode, executor=None, **hooks) -> ClosingBackgroundScheduler:
+    """An APScheduler instance on the Django job store, not started. `executor`
+    runs the jobs (none for STORE_ONLY); `hooks` are SafeBackgroundScheduler's."""
+    return mode.value(
+        jobstores={"default": KeepingDjangoJobStore()},
+        executors={"default": executor} if executor is not None else {},
+        job_defaults={"coalesce": True, "max_instances": 1},
+        timezone=SCHEDULER_CLOCK_ZONE,
+        **hooks,
+    )

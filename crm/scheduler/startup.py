@@ -7,6 +7,11 @@ it imports config/wsgi.py only after the apps are ready, in a thread that
 cannot take signals. Nothing else starts one (other management commands,
 scripts calling django.setup(), pytest); `runscheduler` runs its own in the
 foreground. ENABLE_SCHEDULER=0 turns it off everywhere.
+
+What a process started is kept on the crm app's AppConfig (one per process),
+and the mark "this process is a server" in its environment, under its pid:
+the mark is made before Django sets up, and a child process the server
+starts (a job running `manage.py`) inherits the environment but not the pid.
 """
 
 import logging
@@ -20,15 +25,12 @@ from django.conf import settings
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
 logger = logging.getLogger("crm.scheduler")
-_runner = None
-_watcher = None
-_serving = False
+SERVING_PID = "CRM_SERVING_PID"
 
 
 def serve_with_scheduler() -> None:
     """Mark this process as a server: it starts a scheduler as Django sets up."""
-    global _serving
-    _serving = True
+    os.environ[SERVING_PID] = str(os.getpid())
     if apps.ready:
         # Set up before the entry point was imported: a worker forked by
         # `manage.py server web` (django-prodserver), or runserver's serving
@@ -36,10 +38,20 @@ def serve_with_scheduler() -> None:
         start_if_wanted()
 
 
+def serving(environ) -> bool:
+    """Whether this process was marked by `serve_with_scheduler()`."""
+    return environ.get(SERVING_PID) == str(os.getpid())
+
+
 def wanted_in_this_process(argv: list[str], environ) -> bool:
     if not settings.ENABLE_SCHEDULER:
         return False
-    return _serving or runserver_serves_here(argv, environ)
+    return serving(environ) or runserver_serves_here(argv, environ)
+
+
+def process_scheduler():
+    """The SchedulerRunner this process started, or None."""
+    return apps.get_app_config("crm").scheduler_runner
 
 
 def runserver_serves_here(argv: list[str], environ) -> bool:
@@ -51,30 +63,29 @@ def runserver_serves_here(argv: list[str], environ) -> bool:
 
 
 def start_if_wanted() -> None:
-    global _runner
-    if _runner is not None:
+    crm = apps.get_app_config("crm")
+    if crm.scheduler_runner is not None:
         return
     if not wanted_in_this_process(sys.argv, os.environ):
-        _watch_alerts_if_serving()
+        _watch_alerts_if_serving(crm)
         return
     from crm.scheduler.runner import SchedulerRunner
 
-    _runner = SchedulerRunner()
-    _runner.start()
-    _release_lease_on_sigterm(_runner)
+    runner = crm.scheduler_runner = SchedulerRunner()
+    runner.start()
+    _release_lease_on_sigterm(runner)
     logger.info("scheduler standby started (pid %s)", os.getpid())
 
 
-def _watch_alerts_if_serving() -> None:
+def _watch_alerts_if_serving(crm) -> None:
     """A server with the scheduler off still mails alerts (crm.scheduler.watcher)."""
-    global _watcher
-    serving = _serving or runserver_serves_here(sys.argv, os.environ)
-    if _watcher is not None or not serving or not settings.ADMINS:
+    server = serving(os.environ) or runserver_serves_here(sys.argv, os.environ)
+    if crm.alert_watcher is not None or not server or not settings.ADMINS:
         return
     from crm.scheduler.watcher import AlertWatcher
 
-    _watcher = AlertWatcher()
-    _watcher.start()
+    crm.alert_watcher = AlertWatcher()
+    crm.alert_watcher.start()
     logger.info("scheduler off in this process; watching for alerts (pid %s)", os.getpid())
 
 

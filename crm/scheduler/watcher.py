@@ -15,7 +15,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from crm.scheduler import execution
+from crm.scheduler import alerts
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -34,7 +34,7 @@ class AlertWatcher:
             pass
         try:
             while not self._stopping.wait(settings.SCHEDULER_ALERT_CHECK_SECONDS):
-                execution.check_alerts()
+                alerts.check_safely()
                 close_old_connections()
         finally:
             connection.close()  # this thread's own; it ends here

@@ -128,6 +128,64 @@ def test_pause_and_resume_are_recorded_with_who_did_them(admin_client):
     ]
 
 
+def messages_of(response) -> list[tuple[str, str]]:
+    return [(message.level_tag, message.message) for message in response.context["messages"]]
+
+
+def test_pausing_several_jobs_with_a_scheduler_active_returns_at_once_with_one_message(
+    admin_client,
+):
+    # Active elsewhere, and not taking commands now: nothing here may wait for it.
+    assert Lease(LEASE_NAME, timedelta(seconds=30)).acquire()
+
+    response = admin_client.post(
+        JOBS, {"action": "pause", "_selected_action": ["nightly", "heartbeat"]}, follow=True
+    )
+
+    assert messages_of(response) == [
+        (
+            "success",
+            "Pause of heartbeat, nightly requested; the active scheduler applies it "
+            "within seconds.",
+        )
+    ]
+    queued = SchedulerCommand.objects.order_by("job_id")
+    assert [(c.action, c.job_id, c.finished_at) for c in queued] == [
+        ("pause", "heartbeat", None),
+        ("pause", "nightly", None),
+    ]
+
+
+def test_with_no_scheduler_active_an_action_on_several_jobs_is_done_in_one_message(
+    admin_client,
+):
+    response = admin_client.post(
+        JOBS, {"action": "pause", "_selected_action": ["nightly", "heartbeat"]}, follow=True
+    )
+
+    assert messages_of(response) == [
+        ("success", "Paused: heartbeat, nightly (in the job store; no scheduler is active).")
+    ]
+    selected = DjangoJob.objects.filter(id__in=["nightly", "heartbeat"])
+    assert list(selected.values_list("next_run_time", flat=True)) == [None, None]
+
+
+def test_a_job_that_cannot_be_resumed_is_named_in_the_one_message(admin_client, settings):
+    settings.SCHEDULER_JOBS[0]["enabled"] = False  # heartbeat
+    control.sync("tests")
+    admin_client.post(JOBS, {"action": "pause", "_selected_action": ["nightly"]}, follow=True)
+
+    response = admin_client.post(
+        JOBS, {"action": "resume", "_selected_action": ["nightly", "heartbeat"]}, follow=True
+    )
+
+    [(level, message)] = messages_of(response)
+    assert level == "warning"
+    assert message.startswith("Resumed: nightly (in the job store; no scheduler is active).")
+    assert "heartbeat: heartbeat is disabled, so it cannot be resumed." in message
+    assert DjangoJob.objects.get(id="nightly").next_run_time is not None
+
+
 def test_a_staff_user_without_the_permissions_gets_no_actions(client, staff):
     page = client.get(JOBS).content.decode()
     assert 'name="action"' not in page

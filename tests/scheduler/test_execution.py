@@ -44,8 +44,6 @@ def declared(settings):
         {"id": "explode", "func": "tests.scheduler.test_execution.explode", "interval_seconds": 60},
     ]
     control.sync("tests")
-    yield
-    execution.lease_guard["check"] = lambda: True
 
 
 def test_it_runs_the_declared_function_with_its_arguments():
@@ -106,10 +104,33 @@ def test_it_refuses_a_job_that_is_not_declared():
     assert CALLS == []
 
 
-def test_it_runs_nothing_once_the_lease_may_have_passed_on(caplog):
-    execution.lease_guard["check"] = lambda: False
+def fire_through_executor(job_id: str, fire_time: datetime, context=None) -> None:
+    """Fire `job_id` once through a scheduler whose executor runs in `context`."""
+    done = threading.Event()
+    scheduler = BackgroundScheduler(
+        jobstores={"default": MemoryJobStore()},
+        executors={"default": execution.FireTimeThreadExecutor(context)},
+        timezone="UTC",
+    )
+    scheduler.add_listener(lambda event: done.set(), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.add_job(
+        execution.run_declared_job,
+        "date",
+        run_date=fire_time,
+        args=[job_id],
+        misfire_grace_time=60,
+    )
+    scheduler.start()
+    assert done.wait(10)
+    wait_until(lambda: not scheduler.get_jobs(), timeout=5)
+    scheduler.shutdown(wait=True)
 
-    assert execution.run_declared_job("remember") is None
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_nothing_once_the_lease_may_have_passed_on(caplog):
+    lease_gone = execution.RunContext(may_run=lambda: False)
+
+    fire_through_executor("remember", datetime.now(UTC), lease_gone)
 
     assert CALLS == [] and not DjangoJobExecution.objects.exists()
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
@@ -123,25 +144,9 @@ def test_it_runs_nothing_once_the_lease_may_have_passed_on(caplog):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_job_receives_the_fire_time_it_serves():
-    done = threading.Event()
-    scheduler = BackgroundScheduler(
-        jobstores={"default": MemoryJobStore()},
-        executors={"default": execution.FireTimeThreadExecutor()},
-        timezone="UTC",
-    )
-    scheduler.add_listener(lambda event: done.set(), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     fire_time = datetime.now(UTC) - timedelta(seconds=2)
-    scheduler.add_job(
-        execution.run_declared_job,
-        "date",
-        run_date=fire_time,
-        args=["remember"],
-        misfire_grace_time=60,
-    )
-    scheduler.start()
-    assert done.wait(10)
-    wait_until(lambda: not scheduler.get_jobs(), timeout=5)
-    scheduler.shutdown(wait=True)
+
+    fire_through_executor("remember", fire_time)
 
     assert CALLS[0][1]["fire_time"] == fire_time
 

@@ -17,9 +17,9 @@ from django_apscheduler.models import DjangoJobExecution
 from crm.log_filters import OncePerDatabaseOutage
 from crm.scheduler import control, history, recovery
 from crm.scheduler.execution import FireTimeThreadExecutor
-from crm.scheduler.jobstore import KeepingDjangoJobStore
 from crm.scheduler.models import RunDetail
-from crm.scheduler.schedulers import SafeBackgroundScheduler
+from crm.scheduler.schedulers import Mode, build_scheduler
+from crm.scheduler.tracking import RunsInProcess
 from tests.conftest import database_unreachable, wait_until
 
 HEALTH = "/health/scheduler/"
@@ -118,30 +118,31 @@ def test_the_end_of_a_run_the_database_missed_is_recorded_when_it_answers():
     fire = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     run = history.start_run("tick", fire, "schedule", host="web1", pid=1, scheduler="a")
 
+    runs = RunsInProcess()
+    runs.started(run.execution.pk)
+
     with database_unreachable():
-        assert history.finish_run(run, status=history.SUCCEEDED, result=42) is False
-        assert history.record_unrecorded_ends() == 0
-    assert run.execution.pk in history.unrecorded_execution_ids()
+        unrecorded = history.finish_run(run, status=history.SUCCEEDED, result=42)
+        assert unrecorded is not None
+        runs.ended(run.execution.pk, unrecorded)
+        assert runs.record_unrecorded_ends() == 0
+    assert run.execution.pk in runs.in_progress()
     assert DjangoJobExecution.objects.get(pk=run.execution.pk).status == history.RUNNING
     # Kept from being marked interrupted meanwhile: this process will record it.
-    assert history.mark_interrupted_runs("", history.unrecorded_execution_ids()) == 0
+    assert history.mark_interrupted_runs("", runs.in_progress()) == 0
 
-    assert history.record_unrecorded_ends() == 1
+    assert runs.record_unrecorded_ends() == 1
 
     assert DjangoJobExecution.objects.get(pk=run.execution.pk).status == history.SUCCEEDED
     assert RunDetail.objects.get(execution_id=run.execution.pk).result == 42
-    assert history.unrecorded_execution_ids() == set()
+    assert runs.in_progress() == frozenset()
 
 
 @pytest.fixture
 def paused_scheduler():
     """A real scheduler on the database store, paused: it dispatches nothing
     itself, but its executor runs what is handed to it."""
-    scheduler = SafeBackgroundScheduler(
-        jobstores={"default": KeepingDjangoJobStore()},
-        executors={"default": FireTimeThreadExecutor()},
-        timezone="UTC",
-    )
+    scheduler = build_scheduler(Mode.CONTINUOUS, FireTimeThreadExecutor())
     scheduler.start(paused=True)
     yield scheduler
     scheduler.shutdown(wait=True)
@@ -281,14 +282,10 @@ def test_the_admin_banner_says_the_database_is_unreachable():
 
 @pytest.fixture
 def one_pass():
-    """`runscheduler --once` in this process; puts back what it sets."""
-    from crm.scheduler import execution
-    from crm.scheduler.once import run_once
+    """`runscheduler --once` in this process."""
     from crm.scheduler.runner import SchedulerRunner
 
-    yield lambda: run_once(SchedulerRunner())
-    execution.lease_guard["check"] = lambda: True
-    execution.run_context["current"] = execution.RunContext()
+    return lambda: SchedulerRunner().run_one_pass()
 
 
 def this_connection_ended_by_the_server() -> None:

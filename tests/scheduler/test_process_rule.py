@@ -33,10 +33,11 @@ spec = importlib.util.spec_from_file_location("passenger_wsgi", "passenger_wsgi.
 app_module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(app_module)
 from crm.scheduler import startup
-print("serving" if startup._serving else "not serving", startup._runner is not None, os.getpid())
+serving = "serving" if startup.serving(os.environ) else "not serving"
+print(serving, startup.process_scheduler() is not None, os.getpid())
 """
 # Printed by the processes that must not start one: this process's runner.
-PRINT_RUNNER = "from crm.scheduler import startup; print('runner:', startup._runner)"
+PRINT_RUNNER = "from crm.scheduler import startup; print('runner:', startup.process_scheduler())"
 
 
 def log_of(env) -> str:
@@ -196,7 +197,7 @@ def test_pytest_starts_none(app_env, tmp_path):
         "from django.apps import apps\n"
         "from crm.scheduler import startup\n\n\n"
         "def test_no_runner():\n"
-        "    assert apps.ready and startup._runner is None\n"
+        "    assert apps.ready and startup.process_scheduler() is None\n"
     )
     env = {**app_env, "PYTHONPATH": str(PROJECT_DIR)}
     tested = run([str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", str(test_file)], env)

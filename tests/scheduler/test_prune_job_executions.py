@@ -65,12 +65,10 @@ def test_it_keeps_runs_going_on_in_this_process_however_old():
     run("nightly", 21, status=history.FAILED)
     run("nightly", 1)
 
-    with execution._running_lock:
-        execution._running.add(going.pk)
-    try:
-        output = prune()
-    finally:
-        execution._running.discard(going.pk)
+    scheduler = execution.RunContext()  # the scheduler the pruning job runs in
+    scheduler.runs.started(going.pk)
+
+    output = scheduler.call(prune)
 
     assert remaining() == [("nightly", 1), ("nightly", 20)]
     assert "and 1 still running." in output

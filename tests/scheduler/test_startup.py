@@ -2,7 +2,10 @@
 and runserver's serving process; nothing else (tests/scheduler/test_process_rule.py
 runs each kind of process for real)."""
 
+import os
+
 import pytest
+from django.apps import apps
 
 from crm.scheduler import startup
 from crm.scheduler.startup import runserver_serves_here, wanted_in_this_process
@@ -11,8 +14,11 @@ from tests.conftest import project_env, run_manage
 
 @pytest.fixture
 def not_serving(monkeypatch):
-    monkeypatch.setattr(startup, "_serving", False)
-    monkeypatch.setattr(startup, "_runner", None)
+    monkeypatch.setenv(startup.SERVING_PID, "")  # put back as it was after the test
+    monkeypatch.setattr(apps.get_app_config("crm"), "scheduler_runner", None)
+
+
+MARKED = {startup.SERVING_PID: str(os.getpid())}  # by serve_with_scheduler()
 
 
 @pytest.mark.parametrize(
@@ -47,16 +53,16 @@ def test_runserver_serves_only_in_its_serving_process(argv, environ, serves):
 def test_only_a_process_marked_as_a_server_wants_one(settings, not_serving, argv):
     settings.ENABLE_SCHEDULER = True
     assert not wanted_in_this_process(argv, {})
+    # Inherited from a server that started this process: not a server itself.
+    assert not wanted_in_this_process(argv, {startup.SERVING_PID: str(os.getppid())})
 
-    startup._serving = True
-    assert wanted_in_this_process(argv, {})
+    assert wanted_in_this_process(argv, MARKED)
 
 
 def test_enable_scheduler_off_stops_it_everywhere(settings, not_serving):
     settings.ENABLE_SCHEDULER = False
     assert not wanted_in_this_process(["manage.py", "runserver", "--noreload"], {})
-    startup._serving = True
-    assert not wanted_in_this_process(["gunicorn"], {})
+    assert not wanted_in_this_process(["gunicorn"], MARKED)
 
 
 class FakeRunner:
@@ -80,13 +86,13 @@ def test_an_entry_point_loaded_after_django_was_set_up_starts_it_at_once(
     startup.serve_with_scheduler()
     startup.serve_with_scheduler()  # runserver's child: started in ready() already
 
-    assert isinstance(startup._runner, FakeRunner)
+    assert isinstance(startup.process_scheduler(), FakeRunner)
     assert FakeRunner.started == 1
 
 
 def test_this_test_process_has_no_scheduler():
-    assert startup._runner is None
-    assert not startup._serving
+    assert startup.process_scheduler() is None
+    assert not startup.serving(os.environ)
 
 
 def test_management_commands_start_no_scheduler(tmp_path):

@@ -5,10 +5,11 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
+from django.core.cache import cache
 from django.test import Client
 
 from crm import views
-from crm.scheduler import execution, startup
 from crm.scheduler.lease import Holder, Lease
 from crm.scheduler.runner import LEASE_NAME, SchedulerRunner
 
@@ -21,8 +22,15 @@ BEARER = {"Authorization": "Bearer wake-up"}
 def token(settings):
     settings.SCHEDULER_WAKE_TOKEN = "wake-up"
     settings.SCHEDULER_JOBS = []
-    views._last_wake["at"] = float("-inf")
-    views._failed_wakes.clear()
+    cache.clear()  # the wake limits, kept in the cache
+
+
+@pytest.fixture
+def this_process_runs(monkeypatch):
+    """Say which SchedulerRunner this process started (crm.scheduler.startup)."""
+    return lambda runner: monkeypatch.setattr(
+        apps.get_app_config("crm"), "scheduler_runner", runner
+    )
 
 
 def test_it_is_a_404_when_no_token_is_configured(client, settings):
@@ -52,8 +60,8 @@ def test_after_5_wrong_tokens_in_a_minute_further_ones_are_a_429(client):
     assert 1 <= int(limited[0]["Retry-After"]) <= views.FAILED_WAKES_WINDOW_SECONDS
 
 
-def test_the_right_token_still_wakes_while_wrong_ones_are_limited(client, monkeypatch):
-    monkeypatch.setattr(startup, "_runner", None)
+def test_the_right_token_still_wakes_while_wrong_ones_are_limited(client, this_process_runs):
+    this_process_runs(None)
     for _ in range(10):
         client.post(URL, headers=WRONG)
     assert client.post(URL, headers=WRONG).status_code == 429
@@ -94,8 +102,8 @@ def test_it_is_rate_limited(client):
     assert 1 <= int(second["Retry-After"]) <= views.WAKE_INTERVAL_SECONDS
 
 
-def test_it_says_why_when_this_process_runs_no_scheduler(client):
-    startup._runner = None
+def test_it_says_why_when_this_process_runs_no_scheduler(client, this_process_runs):
+    this_process_runs(None)
 
     response = client.post(URL, headers=BEARER)
 
@@ -112,7 +120,7 @@ def test_it_reports_the_active_scheduler_when_one_is(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_makes_this_process_take_a_lease_left_free_at_once(client, settings):
+def test_it_makes_this_process_take_a_lease_left_free_at_once(client, settings, this_process_runs):
     # Another process held the lease and died; its lease has just expired.
     # This process's standby would look again only in 30 s: the wake makes it now.
     settings.SCHEDULER_LEASE_SECONDS = 30
@@ -121,7 +129,7 @@ def test_it_makes_this_process_take_a_lease_left_free_at_once(client, settings):
     runner = SchedulerRunner()
     runner.standby_poll = 30
     runner.start()
-    startup._runner = runner
+    this_process_runs(runner)
     try:
         time.sleep(1.5)
         assert not runner.active
@@ -132,7 +140,4 @@ def test_it_makes_this_process_take_a_lease_left_free_at_once(client, settings):
         assert answer["status"] == "active" and answer["this_process"] is True
         assert time.monotonic() - started < views.WAKE_WAIT_SECONDS
     finally:
-        startup._runner = None
         runner.stop()
-        execution.lease_guard["check"] = lambda: True
-        execution.run_context["current"] = execution.RunContext()

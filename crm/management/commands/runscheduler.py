@@ -24,9 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, once, **options):
         runner = SchedulerRunner()
         if once:
-            from crm.scheduler.once import run_once
-
-            self.stdout.write(run_once(runner))
+            self.stdout.write(runner.run_one_pass())
             return
 
         def request_stop(signum, frame):
