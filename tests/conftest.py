@@ -1,28 +1,10 @@
-import contextlib
 import os
 import uuid
 
 import pytest
 
 from tests.support.dbservers import private_mariadb, private_postgres  # noqa: F401
-
-# PROJECT_DIR, project_env, read_fires, run_manage, start_group and stop_group are
-# re-exported only for the test modules being changed in another worktree at the
-# moment (test_outages, test_execution, test_startup, test_process_rule), which
-# still import them from here: once that work lands, point their imports at
-# tests.support.processes and drop those names.
-from tests.support.processes import (
-    PROJECT_DIR,  # noqa: F401 (re-exported)
-    _mysql_execute,
-    e2e_env,
-    free_port,
-    project_env,  # noqa: F401 (re-exported)
-    read_fires,  # noqa: F401 (re-exported)
-    run_manage,  # noqa: F401 (re-exported)
-    start_group,  # noqa: F401 (re-exported)
-    stop_group,  # noqa: F401 (re-exported)
-    wait_until,
-)
+from tests.support.processes import e2e_env, mysql_execute, wait_until
 
 
 @pytest.fixture
@@ -42,9 +24,9 @@ def fresh_database_url(tmp_path):
         with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     elif base.startswith(("mysql://", "mariadb://")):
-        _mysql_execute(base, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        mysql_execute(base, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
         yield f"{server}/{name}"
-        _mysql_execute(base, f"DROP DATABASE IF EXISTS `{name}`")
+        mysql_execute(base, f"DROP DATABASE IF EXISTS `{name}`")
     else:
         yield f"sqlite:///{tmp_path}/e2e.sqlite3"
 
@@ -73,25 +55,3 @@ def active_scheduler(settings):
     wait_until(lambda: runner.active, timeout=15, message="the scheduler did not become active")
     yield runner
     runner.stop()
-
-
-@contextlib.contextmanager
-def database_unreachable():
-    """Point this process's connection at a database that cannot be reached
-    (a SQLite file in a missing directory, or a server port nobody listens
-    on), for the block's duration. Tests using it need
-    `django_db(transaction=True)`: no transaction may be open."""
-    from django.db import connection
-
-    connection.close()
-    saved = dict(connection.settings_dict)
-    if connection.vendor == "sqlite":
-        connection.settings_dict["NAME"] = "/nonexistent-directory/crm.sqlite3"
-    else:
-        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
-    try:
-        yield
-    finally:
-        connection.close()
-        connection.settings_dict.clear()
-        connection.settings_dict.update(saved)

@@ -14,7 +14,7 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from crm.scheduler import control, execution
 from crm.scheduler.history import mark_interrupted_runs
 from crm.scheduler.signals import job_finished, job_started
-from tests.conftest import wait_until
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db
 CALLS = []

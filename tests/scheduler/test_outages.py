@@ -20,7 +20,7 @@ from crm.scheduler.execution import FireTimeThreadExecutor
 from crm.scheduler.models import RunDetail
 from crm.scheduler.schedulers import Mode, build_scheduler
 from crm.scheduler.tracking import RunsInProcess
-from tests.conftest import database_unreachable, wait_until
+from tests.support.processes import database_unreachable, wait_until
 
 HEALTH = "/health/scheduler/"
 TOKEN = "h" * 32

@@ -9,7 +9,7 @@ from django.apps import apps
 
 from crm.scheduler import startup
 from crm.scheduler.startup import runserver_serves_here, wanted_in_this_process
-from tests.conftest import project_env, run_manage
+from tests.support.processes import project_env, run_manage
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """POST /scheduler/wake/: a monitor's way to make sure a scheduler is active on
 hosts that put idle apps to sleep."""
 
+import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.apps import apps
 from django.core.cache import cache
 from django.test import Client
@@ -71,15 +73,14 @@ def test_the_right_token_still_wakes_while_wrong_ones_are_limited(client, this_p
     assert response.status_code == 503 and "ENABLE_SCHEDULER=0" in response.json()["reason"]
 
 
-def test_wrong_tokens_are_a_403_again_once_the_window_has_passed(client, monkeypatch):
-    monkeypatch.setattr(views, "FAILED_WAKES_WINDOW_SECONDS", 0.5)
+def test_wrong_tokens_are_a_403_again_once_the_window_has_passed(client):
     for _ in range(5):
         client.post(URL, headers=WRONG)
     assert client.post(URL, headers=WRONG).status_code == 429
 
-    time.sleep(0.6)
-
-    assert client.post(URL, headers=WRONG).status_code == 403
+    window_later = timedelta(seconds=views.FAILED_WAKES_WINDOW_SECONDS + 1)
+    with time_machine.travel(datetime.now(UTC) + window_later):
+        assert client.post(URL, headers=WRONG).status_code == 403
 
 
 def test_it_answers_post_only(client):
@@ -121,17 +122,27 @@ def test_it_reports_the_active_scheduler_when_one_is(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_makes_this_process_take_a_lease_left_free_at_once(client, settings, this_process_runs):
-    # Another process held the lease and died; its lease has just expired.
-    # This process's standby would look again only in 30 s: the wake makes it now.
+    # Another process held the lease; it is free now. This process's standby
+    # would look again only in 30 s: the wake makes it look now.
     settings.SCHEDULER_LEASE_SECONDS = 30
-    gone = Lease(LEASE_NAME, timedelta(seconds=1), Holder("gone:1:x", "gone", 1))
+    gone = Lease(LEASE_NAME, timedelta(seconds=30), Holder("gone:1:x", "gone", 1))
     assert gone.acquire()
     runner = SchedulerRunner()
     runner.standby_poll = 30
+    looked = threading.Event()
+    acquire = runner.lease.acquire
+
+    def acquire_and_tell(*args):
+        held = acquire(*args)
+        looked.set()
+        return held
+
+    runner.lease.acquire = acquire_and_tell
     runner.start()
     this_process_runs(runner)
     try:
-        time.sleep(1.5)
+        assert looked.wait(15), "the standby never looked at the lease"
+        gone.release()
         assert not runner.active
 
         started = time.monotonic()

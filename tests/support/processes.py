@@ -85,7 +85,7 @@ def wait_until(condition, timeout: float, interval: float = 0.2, message: str = 
     raise AssertionError(message or f"condition not met within {timeout} s")
 
 
-def _mysql_connect(url: str, database: str | None = None):
+def mysql_connect(url: str, database: str | None = None):
     import pymysql
 
     parts = urlsplit(url)
@@ -99,8 +99,8 @@ def _mysql_connect(url: str, database: str | None = None):
     )
 
 
-def _mysql_execute(url: str, sql: str) -> None:
-    with contextlib.closing(_mysql_connect(url)) as admin, admin.cursor() as cursor:
+def mysql_execute(url: str, sql: str) -> None:
+    with contextlib.closing(mysql_connect(url)) as admin, admin.cursor() as cursor:
         cursor.execute(sql)
 
 
@@ -118,7 +118,7 @@ def query(database_url: str, sql: str) -> list[tuple]:
             return database.execute(sql).fetchall()
     name = urlsplit(database_url).path.lstrip("/")
     with (
-        contextlib.closing(_mysql_connect(database_url, name)) as database,
+        contextlib.closing(mysql_connect(database_url, name)) as database,
         database.cursor() as cursor,
     ):
         cursor.execute(sql)
@@ -228,3 +228,25 @@ def assert_each_fire_ran_once(fires):
     counts = Counter(fire[0] for fire in fires)
     doubled = {fire: count for fire, count in counts.items() if count > 1}
     assert not doubled, f"fires that ran more than once: {doubled}"
+
+
+@contextlib.contextmanager
+def database_unreachable():
+    """Point this process's connection at a database that cannot be reached
+    (a SQLite file in a missing directory, or a server port nobody listens
+    on), for the block's duration. Tests using it need
+    `django_db(transaction=True)`: no transaction may be open."""
+    from django.db import connection
+
+    connection.close()
+    saved = dict(connection.settings_dict)
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent-directory/crm.sqlite3"
+    else:
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
