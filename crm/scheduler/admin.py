@@ -6,16 +6,19 @@ crm.scheduler.control (to the active scheduler, or to the job store when none
 is active), and the page returns at once with one summary message.
 """
 
+import json
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_value
 from django.contrib.admin.views.main import ChangeList
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.paginators import BoundedCountPaginator
-from crm.scheduler import control, history, status
+from crm.scheduler import control, history, serializers, status
 from crm.scheduler.history import detail_of
 
 RECENT_RUNS = 20
@@ -79,7 +82,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     ordering = ["id"]
     show_full_result_count = False
     actions = ["run_now", "pause", "resume"]
-    fields = ["id", "schedule", "next_run", "last_run", "recent_runs", "flags"]
+    fields = ["id", "schedule", "next_run", "last_run", "recent_runs", "flags", "as_json"]
     readonly_fields = fields
     search_fields = ["id"]
 
@@ -158,13 +161,21 @@ class ScheduledJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="State")
     def flags(self, job):
-        state = job.state
-        if state is None or state.declaration is None:
+        data = serializers.job_state(job.state) if job.state else None
+        if data is None or not data["declared"]:
             return badge("not declared", "#757575")
-        words = [("late", "#ef6c00")] if state.late else []
-        words += [("failing", "#c62828")] if state.failing else []
-        words += [("running", "#1565c0")] if state.running else []
+        words = [("late", "#ef6c00")] if data["late"] else []
+        words += [("failing", "#c62828")] if data["failing"] else []
+        words += [("running", "#1565c0")] if data["running"] else []
         return format_html_join(" ", "{}", ((badge(*word),) for word in words)) or "ok"
+
+    @admin.display(description="As JSON")
+    def as_json(self, job):
+        """The job's state as `scheduler status --json` and /health/scheduler/ give it."""
+        if job.state is None:
+            return None
+        text = json.dumps(serializers.job_state(job.state), cls=DjangoJSONEncoder, indent=2)
+        return format_html("<pre>{}</pre>", text)
 
     @admin.action(description="Run selected jobs now", permissions=["run"])
     def run_now(self, request, queryset):

@@ -2,12 +2,18 @@
 last run, success rate, recent-runs chart, state), its actions with their own
 permissions, the executions page, and the banner."""
 
+import html
+import io
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
@@ -79,6 +85,22 @@ def test_the_jobs_page_shows_schedule_next_and_last_run_success_rate_and_chart(a
     assert "75% of 4" in page
     assert page.count("<rect ") == 4
     assert "failing" in page
+
+
+def test_a_job_page_shows_its_state_in_the_shape_of_scheduler_status_json(admin_client):
+    runs("nightly", [history.SUCCEEDED, history.FAILED])
+    page_url = reverse("admin:django_apscheduler_djangojob_change", args=["nightly"])
+
+    with time_machine.travel(NOW, tick=False):
+        page = admin_client.get(page_url).content.decode()
+        out = io.StringIO()
+        with pytest.raises(CommandError):  # unhealthy: nightly is failing
+            call_command("scheduler", "status", "--json", stdout=out)
+
+    shown = json.loads(html.unescape(re.search(r"<pre>(.*?)</pre>", page, re.S).group(1)))
+    [listed] = [job for job in json.loads(out.getvalue())["jobs"] if job["id"] == "nightly"]
+    assert shown == listed
+    assert shown["failing"] is True and shown["last_run"]["status"] == history.FAILED
 
 
 def test_a_late_job_is_flagged_on_the_jobs_page_and_in_the_banner(admin_client):
