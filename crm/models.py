@@ -6,6 +6,7 @@ from django.utils import timezone
 from crm.scheduler.models import (
     DisabledJob,
     JobAlert,
+    JobPause,
     RunDetail,
     SchedulerCommand,
     SchedulerLease,
@@ -14,6 +15,7 @@ from crm.scheduler.models import (
 __all__ = [
     "DisabledJob",
     "JobAlert",
+    "JobPause",
     "RunDetail",
     "SchedulerCommand",
     "SchedulerLease",

@@ -8,7 +8,9 @@ is active), and the page returns at once with one summary message.
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import display_for_value
 from django.contrib.admin.views.main import ChangeList
 from django.core.serializers.json import DjangoJSONEncoder
@@ -56,6 +58,17 @@ def requester(request) -> str:
     return f"admin: {request.user.get_username()}"
 
 
+class JobActionForm(ActionForm):
+    """The action bar of the jobs page, with what a pause may say."""
+
+    until = forms.DateTimeField(
+        required=False,
+        label="Pause until",
+        help_text="e.g. 2026-12-24 08:00 (your time zone); empty: until resumed",
+    )
+    note = forms.CharField(required=False, max_length=500, label="Note")
+
+
 class JobChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
@@ -81,7 +94,8 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     ]
     ordering = ["id"]
     show_full_result_count = False
-    actions = ["run_now", "pause", "resume"]
+    actions = ["run_now", "pause", "resume", "skip"]
+    action_form = JobActionForm
     fields = ["id", "schedule", "next_run", "last_run", "recent_runs", "flags", "as_json"]
     readonly_fields = fields
     search_fields = ["id"]
@@ -167,7 +181,10 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         words = [("late", "#ef6c00")] if data["late"] else []
         words += [("failing", "#c62828")] if data["failing"] else []
         words += [("running", "#1565c0")] if data["running"] else []
-        return format_html_join(" ", "{}", ((badge(*word),) for word in words)) or "ok"
+        shown = format_html_join(" ", "{}", ((badge(*word),) for word in words))
+        if data["pause"] is not None:
+            return format_html("{} {}", badge(*pause_words(data["pause"])), shown)
+        return shown or "ok"
 
     @admin.display(description="As JSON")
     def as_json(self, job):
@@ -181,20 +198,43 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def run_now(self, request, queryset):
         self._operate(request, queryset, control.Action.RUN)
 
-    @admin.action(description="Pause selected jobs", permissions=["pause"])
+    @admin.action(
+        description="Pause selected jobs (until the time given, if any)", permissions=["pause"]
+    )
     def pause(self, request, queryset):
-        self._operate(request, queryset, control.Action.PAUSE)
+        # The admin has validated the action bar (JobActionForm) already.
+        form = JobActionForm(request.POST)
+        form.fields.pop("action")
+        form.is_valid()
+        until, note = form.cleaned_data["until"], form.cleaned_data["note"]
+        if until is not None and until <= timezone.now():
+            self.message_user(
+                request, "Nothing paused: the pause's end must be in the future.", messages.ERROR
+            )
+            return
+        self._operate(request, queryset, control.Action.PAUSE, until=until, note=note)
 
     @admin.action(description="Resume selected jobs", permissions=["resume"])
     def resume(self, request, queryset):
         self._operate(request, queryset, control.Action.RESUME)
 
-    def _operate(self, request, queryset, action) -> None:
+    @admin.action(description="Skip the next fire of selected jobs", permissions=["pause"])
+    def skip(self, request, queryset):
+        self._operate(request, queryset, control.Action.SKIP)
+
+    def _operate(self, request, queryset, action, **options) -> None:
         """One summary message, without waiting for any job."""
         job_ids = list(queryset.order_by("id").values_list("id", flat=True))
-        operations = control.operate(action, job_ids, requester(request))
+        operations = control.operate(action, job_ids, requester(request), **options)
         summary, level = summarize(action, operations, control.active_scheduler() is not None)
         self.message_user(request, summary, level)
+
+
+def pause_words(pause: dict) -> tuple[str, str]:
+    until = pause["until"]
+    text = f"paused until {timezone.localtime(until):%Y-%m-%d %H:%M}" if until else "paused"
+    text += f" by {pause['by']}" + (f": {pause['note']}" if pause["note"] else "")
+    return text, "#757575"
 
 
 def summarize(action, operations: list[control.Operation], active: bool) -> tuple[str, int]:
@@ -218,7 +258,7 @@ def summarize(action, operations: list[control.Operation], active: bool) -> tupl
             "applies it within seconds."
         )
     if done:
-        past = {"pause": "Paused", "resume": "Resumed"}.get(action, "Done")
+        past = {"pause": "Paused", "resume": "Resumed", "skip": "Skipped"}.get(action, "Done")
         parts.append(f"{past}: {', '.join(done)} (in the job store; no scheduler is active).")
     failed = by_state.get(control.FAILED, [])
     parts += [f"{op.job_id}: {op.message}" for op in failed]

@@ -24,9 +24,11 @@ EXPIRY = timedelta(minutes=5)
 # the only thing that needs the database's.
 
 
-def submit(action: str, job_id: str, requested_by: str) -> SchedulerCommand:
+def submit(
+    action: str, job_id: str, requested_by: str, *, until=None, note: str = ""
+) -> SchedulerCommand:
     return SchedulerCommand.objects.create(
-        action=action, job_id=job_id, requested_by=requested_by[:200]
+        action=action, job_id=job_id, requested_by=requested_by[:200], until=until, note=note
     )
 
 

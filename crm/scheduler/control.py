@@ -90,13 +90,22 @@ def job_store():
         scheduler.shutdown(wait=False)
 
 
-def operate(action: str, job_ids: list[str], requested_by: str, wait: float = 0) -> list[Operation]:
-    """Request `action` (pause, resume, run) on each job; wait at most `wait`
-    seconds for the active scheduler to carry the requests out. One Operation
-    per job, in order."""
+def operate(
+    action: str,
+    job_ids: list[str],
+    requested_by: str,
+    wait: float = 0,
+    *,
+    until=None,
+    note: str = "",
+) -> list[Operation]:
+    """Request `action` (pause, resume, skip, run) on each job; wait at most
+    `wait` seconds for the active scheduler to carry the requests out. A pause
+    may have an end (`until`, when it resumes by itself) and a `note`. One
+    Operation per job, in order."""
     problems = _problems(action, job_ids)
     sent = {
-        job_id: commands.submit(action, job_id, requested_by)
+        job_id: commands.submit(action, job_id, requested_by, until=until, note=note)
         for job_id in dict.fromkeys(job_ids)
         if job_id not in problems
     }
@@ -112,8 +121,15 @@ def operate(action: str, job_ids: list[str], requested_by: str, wait: float = 0)
     ]
 
 
-def pause_job(job_id: str, requested_by: str, wait: float = CONFIRM_SECONDS) -> str:
-    return _confirmed(operate(Action.PAUSE, [job_id], requested_by, wait)[0], wait)
+def pause_job(
+    job_id: str, requested_by: str, wait: float = CONFIRM_SECONDS, *, until=None, note=""
+) -> str:
+    operation = operate(Action.PAUSE, [job_id], requested_by, wait, until=until, note=note)
+    return _confirmed(operation[0], wait)
+
+
+def skip_next_fire(job_id: str, requested_by: str, wait: float = CONFIRM_SECONDS) -> str:
+    return _confirmed(operate(Action.SKIP, [job_id], requested_by, wait)[0], wait)
 
 
 def resume_job(job_id: str, requested_by: str, wait: float = CONFIRM_SECONDS) -> str:

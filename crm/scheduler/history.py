@@ -142,8 +142,10 @@ def record_missed(job_id: str, scheduled_at: datetime, grace_seconds) -> None:
     )
 
 
-def record_skipped(job_id: str, scheduled_at: datetime) -> None:
-    _record_not_run(job_id, scheduled_at, SKIPPED, "Skipped: the previous run was still going.")
+def record_skipped(job_id: str, scheduled_at: datetime, by: str | None = None) -> None:
+    """A fire not run: the previous run was still going, or someone skipped it (`by`)."""
+    message = f"Skipped by {by}." if by else "Skipped: the previous run was still going."
+    _record_not_run(job_id, scheduled_at, SKIPPED, message)
 
 
 def _record_not_run(job_id, scheduled_at, status, message) -> None:

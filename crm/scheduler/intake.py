@@ -3,12 +3,13 @@ active one each second or so, or, while none is active, the process that
 asked (on a scheduler that only reads and writes the store)."""
 
 import logging
+from datetime import timedelta
 
 from django.utils import timezone
 
-from crm.scheduler import commands
+from crm.scheduler import commands, history
 from crm.scheduler.declarations import declared_jobs
-from crm.scheduler.models import SchedulerCommand
+from crm.scheduler.models import JobPause, SchedulerCommand
 from crm.scheduler.sync import sync_jobs
 
 logger = logging.getLogger("crm.scheduler")
@@ -43,10 +44,23 @@ def _apply(scheduler, command: SchedulerCommand) -> None:
         commands.settle(command.pk, False, f"Unknown job {command.job_id!r}.")
     elif command.action == Action.PAUSE:
         scheduler.pause_job(command.job_id)
-        commands.settle(command.pk, True, "paused")
+        JobPause.objects.update_or_create(
+            job_id=command.job_id,
+            defaults={
+                "paused_by": command.requested_by,
+                "paused_at": timezone.now(),
+                "until": command.until,
+                "note": command.note,
+            },
+        )
+        until = f" until {command.until.isoformat()}" if command.until else ""
+        commands.settle(command.pk, True, f"paused{until}")
     elif command.action == Action.RESUME:
         scheduler.resume_job(command.job_id)
+        JobPause.objects.filter(job_id=command.job_id).delete()
         commands.settle(command.pk, True, "resumed")
+    elif command.action == Action.SKIP:
+        _skip_next_fire(job, command)
     elif command.action == Action.RUN:
         _submit_run(scheduler, job, command)
     else:
@@ -58,3 +72,34 @@ def _submit_run(scheduler, job, command: SchedulerCommand) -> None:
     kwargs = {"triggered_by": command.requested_by, "command_id": command.pk}
     if not scheduler.submit_once(job, timezone.now(), **kwargs):
         commands.settle(command.pk, False, f"Not run: {job.id} is running already.")
+
+
+def _skip_next_fire(job, command: SchedulerCommand) -> None:
+    fire = job.next_run_time
+    if fire is None:
+        commands.settle(command.pk, False, f"Not skipped: {job.id} is paused; no fire is next.")
+        return
+    following = job.trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+    history.record_skipped(job.id, fire, by=command.requested_by)
+    job.modify(next_run_time=following)
+    commands.settle(command.pk, True, f"skipped the fire of {fire.isoformat()}")
+
+
+def resume_ended_pauses(scheduler) -> list[str]:
+    """Resume the jobs whose pause has reached its `until`, each through a
+    command row (so the history says who resumed it: the pause's end)."""
+    ended = JobPause.objects.filter(until__lte=timezone.now()).order_by("until")
+    resumed = []
+    for pause in ended:
+        if scheduler.get_job(pause.job_id) is None:
+            pause.delete()  # the job is gone; nothing to resume
+            continue
+        declaration = declared_jobs().get(pause.job_id)
+        if declaration is not None and not declaration.enabled:
+            continue  # disabled by its settings: sync keeps it paused
+        by = f"the pause until {pause.until.isoformat()} by {pause.paused_by}"
+        command = commands.submit(Action.RESUME, pause.job_id, by)
+        if commands.claim(command):
+            apply(scheduler, command)
+            resumed.append(pause.job_id)
+    return resumed

@@ -71,6 +71,7 @@ class SchedulerCommand(models.Model):
         RUN = "run", "Run now"
         PAUSE = "pause", "Pause"
         RESUME = "resume", "Resume"
+        SKIP = "skip", "Skip the next fire"
         SYNC = "sync", "Sync declarations"
 
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -81,6 +82,8 @@ class SchedulerCommand(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     succeeded = models.BooleanField(null=True)
     outcome = models.TextField(blank=True)
+    until = models.DateTimeField(null=True, blank=True, help_text="A pause's end, if any.")
+    note = models.CharField(max_length=500, blank=True, help_text="Why, for a pause.")
     execution = models.ForeignKey(
         "django_apscheduler.DjangoJobExecution",
         null=True,
@@ -110,3 +113,18 @@ class DisabledJob(models.Model):
 
     def __str__(self):
         return f"{self.job_id}: disabled since {self.since:%Y-%m-%d %H:%M}"
+
+
+class JobPause(models.Model):
+    """A job an operator paused: who, why, and until when (empty: until resumed).
+    The active scheduler resumes it by itself once `until` has passed."""
+
+    job_id = models.CharField(primary_key=True, max_length=255)
+    paused_by = models.CharField(max_length=200)
+    paused_at = models.DateTimeField(default=timezone.now)
+    until = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    def __str__(self):
+        until = f" until {self.until:%Y-%m-%d %H:%M}" if self.until else ""
+        return f"{self.job_id}: paused by {self.paused_by}{until}"

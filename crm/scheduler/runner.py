@@ -234,6 +234,7 @@ class SchedulerRunner:
     def _take_commands(self) -> None:
         try:
             intake.apply_pending(self.scheduler)
+            intake.resume_ended_pauses(self.scheduler)
         except DatabaseError as error:
             logger.warning("scheduler could not read commands: %s", error)
             drop_connection()

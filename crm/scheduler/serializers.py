@@ -29,7 +29,15 @@ def job_listing(job: JobState) -> dict:
         "description": declaration.description if declaration else None,
         "misfire_grace_seconds": declaration.misfire_grace_seconds if declaration else None,
         "enabled": declaration.enabled if declaration else None,
+        "pause": pause(job.pause),
     }
+
+
+def pause(info) -> dict | None:
+    """Who paused a job, when, why and until when (None: until resumed)."""
+    if info is None:
+        return None
+    return {"by": info.by, "since": info.since, "until": info.until, "note": info.note}
 
 
 def job_state(job: JobState) -> dict:

@@ -25,7 +25,7 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from crm.scheduler import history
 from crm.scheduler.declarations import JobDeclaration, declared_jobs
 from crm.scheduler.lease import LEASE_NAME, current_holder
-from crm.scheduler.models import SchedulerLease
+from crm.scheduler.models import JobPause, SchedulerLease
 
 FAILED_STATUSES = (history.FAILED, history.INTERRUPTED)
 NOT_RUN_STATUSES = (history.MISSED, history.SKIPPED)
@@ -80,6 +80,14 @@ def stall_limit() -> timedelta:
 
 
 @dataclass(frozen=True)
+class PauseInfo:
+    by: str
+    since: datetime
+    until: datetime | None
+    note: str
+
+
+@dataclass(frozen=True)
 class JobState:
     id: str
     declaration: JobDeclaration | None  # None: stored but no longer declared
@@ -89,6 +97,7 @@ class JobState:
     last_finished: DjangoJobExecution | None  # the latest run that ran to an end
     late_since: datetime | None
     recent: list[DjangoJobExecution] = field(default_factory=list)  # latest first
+    pause: PauseInfo | None = None  # who paused it, why, until when (if paused by someone)
 
     @property
     def paused(self) -> bool:
@@ -171,6 +180,7 @@ def job_states(
                 last_run=runs.get(row.get("last_run_id")),
                 last_finished=runs.get(row.get("last_finished_id")),
                 late_since=_late_since(declaration, row.get("next_run_time"), now),
+                pause=_pause(row),
                 recent=[
                     run
                     for run in sorted(runs.values(), key=lambda run: run.run_time, reverse=True)
@@ -190,13 +200,27 @@ def _stored_jobs(recent_runs: int):
         )
 
     runs = DjangoJobExecution.objects.all()
+    pauses = JobPause.objects.filter(job_id=OuterRef("id"))
     annotations = {
+        **{
+            f"pause_{name}": Subquery(pauses.values(column)[:1])
+            for name, column in PAUSE_COLUMNS.items()
+        },
         "last_run_id": latest(runs),
         "last_finished_id": latest(runs.exclude(status__in=(history.RUNNING, *NOT_RUN_STATUSES))),
     }
     if recent_runs:
         annotations["recent_since"] = latest(runs, "run_time", offset=recent_runs - 1)
     return DjangoJob.objects.annotate(**annotations).values("id", "next_run_time", *annotations)
+
+
+PAUSE_COLUMNS = {"by": "paused_by", "since": "paused_at", "until": "until", "note": "note"}
+
+
+def _pause(row: dict) -> PauseInfo | None:
+    if row.get("pause_by") is None or row.get("next_run_time") is not None:
+        return None
+    return PauseInfo(**{name: row[f"pause_{name}"] for name in PAUSE_COLUMNS})
 
 
 def _executions(jobs) -> dict[str, dict[int, DjangoJobExecution]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from crm.scheduler.declarations import JobDeclaration
 from crm.scheduler.execution import run_declared_job
-from crm.scheduler.models import DisabledJob
+from crm.scheduler.models import DisabledJob, JobPause
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -76,6 +76,7 @@ def sync_jobs(scheduler, declarations: dict[str, JobDeclaration], dry_run=False)
         if not dry_run:
             scheduler.remove_job(job_id)
             DisabledJob.objects.filter(job_id=job_id).delete()
+            JobPause.objects.filter(job_id=job_id).delete()
     if not dry_run and (report.created or report.updated or report.removed):
         logger.info("scheduler sync: %s", report)
     return report

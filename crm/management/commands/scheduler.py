@@ -1,4 +1,6 @@
+import argparse
 import json
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -11,6 +13,9 @@ from crm.scheduler import control, serializers, status
 from crm.scheduler.connections import database_reachable, describe
 from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger, quoted
 from crm.scheduler.history import RUNNING, detail_of
+from crm.scheduler.models import JobPause
+
+NOTE_LENGTH = JobPause._meta.get_field("note").max_length
 
 ACTIONS = {
     "status": "The active scheduler and each job's state; exits 1 when something is wrong.",
@@ -18,6 +23,7 @@ ACTIONS = {
     "run": "Run a job now in the active scheduler (or --here, in this process).",
     "pause": "Stop running a job until resumed.",
     "resume": "Run a paused job again.",
+    "skip": "Skip only the next fire of a job.",
     "sync": "Make the job store match the declared jobs.",
     "preview": "Print the next fire times of a cron expression.",
 }
@@ -33,7 +39,7 @@ class Command(BaseCommand):
             add[name].add_argument(
                 "--json", dest="as_json", action="store_true", help="Print JSON for scripts."
             )
-        for name in ("run", "pause", "resume"):
+        for name in ("run", "pause", "resume", "skip"):
             add[name].add_argument("job_id", metavar="JOB")
         add["run"].add_argument(
             "--here", action="store_true", help="Run it in this process instead."
@@ -43,6 +49,15 @@ class Command(BaseCommand):
             type=float,
             default=600,
             help="Seconds to wait for the run's outcome (default 600).",
+        )
+        add["pause"].add_argument(
+            "--until",
+            type=_future_time,
+            help="Resume it by itself at this time: ISO 8601, e.g. 2026-12-24T08:00 "
+            "(in TIME_ZONE unless it names its own zone, e.g. 2026-12-24T08:00+01:00).",
+        )
+        add["pause"].add_argument(
+            "--note", default="", help="Why, shown in status, the admin and health details."
         )
         add["sync"].add_argument(
             "--dry-run", action="store_true", help="Say what would change; change nothing."
@@ -128,9 +143,15 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"{job_id} succeeded in the active scheduler: {result!r}")
         )
 
-    def handle_pause(self, job_id, **options):
-        outcome = control.pause_job(job_id, control.on_the_command_line())
+    def handle_pause(self, job_id, until, note, **options):
+        if len(note) > NOTE_LENGTH:
+            raise CommandError(f"--note is {len(note)} characters; at most {NOTE_LENGTH} fit.")
+        outcome = control.pause_job(job_id, control.on_the_command_line(), until=until, note=note)
         self.stdout.write(self.style.SUCCESS(f"Paused {job_id}: {outcome}."))
+
+    def handle_skip(self, job_id, **options):
+        outcome = control.skip_next_fire(job_id, control.on_the_command_line())
+        self.stdout.write(self.style.SUCCESS(f"Skipped {job_id}: {outcome}."))
 
     def handle_resume(self, job_id, **options):
         outcome = control.resume_job(job_id, control.on_the_command_line())
@@ -206,6 +227,8 @@ class Command(BaseCommand):
             f"  schedule   {job.declaration.describe_schedule()} ({job.declaration.schedule})"
         )
         self.stdout.write(f"  next run   {_next_run_text(job, now)}")
+        if job.pause is not None:
+            self.stdout.write(f"  paused     {_pause_text(job.pause)}")
         self.stdout.write(f"  last run   {_last_run_text(job.last_run)}")
         if job.late:
             late = (now - job.late_since).total_seconds()
@@ -216,6 +239,28 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.ERROR(f"  FAILING    {job.last_finished.exception or 'last run failed'}")
             )
+
+
+def _pause_text(pause) -> str:
+    until = f"until {pause.until.isoformat()}" if pause.until else "until resumed"
+    note = f": {pause.note}" if pause.note else ""
+    return f"{until}, by {pause.by} at {pause.since.isoformat()}{note}"
+
+
+def _future_time(text: str):
+    """An --until argument: an ISO 8601 time in the future."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{quoted(text)} is not an ISO 8601 time; write e.g. 2026-12-24T08:00 "
+            "or 2026-12-24T08:00+01:00"
+        ) from None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, ZoneInfo(settings.TIME_ZONE))
+    if moment <= timezone.now():
+        raise argparse.ArgumentTypeError(f"{text} is not in the future")
+    return moment
 
 
 def _next_run_text(job, now) -> str:
