@@ -118,6 +118,17 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         close_stale_connection()
 
 
+def run_for_fire(job_id: str, fire_time: datetime, triggered_by: str):
+    """Run a declared job here, now, as its fire of `fire_time` (a backfill);
+    as `run_declared_job`, nothing runs if that fire has a run already."""
+
+    def as_that_fire():
+        scheduled_fire_time.set(fire_time)
+        return run_declared_job(job_id, triggered_by=triggered_by)
+
+    return contextvars.copy_context().run(as_that_fire)
+
+
 def _refuse(job_id: str, command_id: int | None, error: Exception) -> None:
     run_refused.send(sender=run_declared_job, job_id=job_id, command_id=command_id, error=error)
 

@@ -158,6 +158,18 @@ def _record_not_run(job_id, scheduled_at, status, message) -> None:
         pass  # that fire already has a row, or the job was removed meanwhile
 
 
+def has_run(job_id: str, scheduled_at: datetime) -> bool:
+    """Whether that fire has a row other than `Missed!`: run, going on, or skipped."""
+    rows = DjangoJobExecution.objects.filter(job_id=job_id, run_time=scheduled_at)
+    return rows.exclude(status=MISSED).exists()
+
+
+def forget_missed(job_id: str, scheduled_at: datetime) -> None:
+    """Drop the `Missed!` row of a fire about to run after all (a backfill):
+    the run's own row takes its place."""
+    DjangoJobExecution.objects.filter(job_id=job_id, run_time=scheduled_at, status=MISSED).delete()
+
+
 def mark_interrupted_runs(previous_holder: str, still_going: frozenset[int] = frozenset()) -> int:
     """Runs still marked as running when a scheduler becomes active were cut
     short: only the lease holder runs scheduled jobs, and the previous one is

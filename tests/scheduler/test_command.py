@@ -150,7 +150,8 @@ def test_an_unknown_job_is_a_one_line_error_listing_the_jobs():
 def test_an_unknown_action_lists_the_valid_ones():
     error = fails("restart")
     assert "invalid choice: 'restart'" in str(error)
-    assert "'status', 'list', 'run', 'pause', 'resume', 'skip', 'sync', 'preview'" in str(error)
+    choices = "'status', 'list', 'run', 'pause', 'resume', 'skip', 'backfill', 'sync', 'preview'"
+    assert choices in str(error)
 
 
 def test_before_migrate_it_says_to_migrate_instead_of_a_traceback(tmp_path):

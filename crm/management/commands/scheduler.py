@@ -9,7 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError
 from django.utils import timezone
 
-from crm.scheduler import control, serializers, status
+from crm.scheduler import backfill, control, serializers, status
 from crm.scheduler.connections import database_reachable, describe
 from crm.scheduler.crontab import CronSyntaxError, CrontabTrigger, quoted
 from crm.scheduler.history import RUNNING, detail_of
@@ -24,6 +24,7 @@ ACTIONS = {
     "pause": "Stop running a job until resumed.",
     "resume": "Run a paused job again.",
     "skip": "Skip only the next fire of a job.",
+    "backfill": "Run, in this process, the past fires of a range that never ran.",
     "sync": "Make the job store match the declared jobs.",
     "preview": "Print the next fire times of a cron expression.",
 }
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             add[name].add_argument(
                 "--json", dest="as_json", action="store_true", help="Print JSON for scripts."
             )
-        for name in ("run", "pause", "resume", "skip"):
+        for name in ("run", "pause", "resume", "skip", "backfill"):
             add[name].add_argument("job_id", metavar="JOB")
         add["run"].add_argument(
             "--here", action="store_true", help="Run it in this process instead."
@@ -58,6 +59,24 @@ class Command(BaseCommand):
         )
         add["pause"].add_argument(
             "--note", default="", help="Why, shown in status, the admin and health details."
+        )
+        for option, which in (("--from", "first"), ("--to", "last")):
+            add["backfill"].add_argument(
+                option,
+                dest=option[2:] + "_time",
+                required=True,
+                type=_iso_time,
+                help=f"The range's {which} fire time, ISO 8601 (in TIME_ZONE unless it "
+                "names its own zone).",
+            )
+        add["backfill"].add_argument(
+            "--dry-run", action="store_true", help="List the fires it would run; run nothing."
+        )
+        add["backfill"].add_argument(
+            "--force",
+            action="store_true",
+            help="Also for a job that does not take its fire time, or more than "
+            f"{backfill.MAX_FIRES:,} fires.",
         )
         add["sync"].add_argument(
             "--dry-run", action="store_true", help="Say what would change; change nothing."
@@ -148,6 +167,32 @@ class Command(BaseCommand):
             raise CommandError(f"--note is {len(note)} characters; at most {NOTE_LENGTH} fit.")
         outcome = control.pause_job(job_id, control.on_the_command_line(), until=until, note=note)
         self.stdout.write(self.style.SUCCESS(f"Paused {job_id}: {outcome}."))
+
+    def handle_backfill(self, job_id, from_time, to_time, dry_run, force, **options):
+        try:
+            plan = backfill.plan(job_id, from_time, to_time, force=force)
+        except backfill.BackfillRefused as error:
+            raise CommandError(str(error)) from None
+        span = f"from {from_time.isoformat()} to {to_time.isoformat()}"
+        already = f"{plan.already_run:,} already run"
+        if dry_run:
+            self.stdout.write(
+                f"Would run {len(plan.fires):,} fires of {job_id} {span} ({already}; "
+                "dry run: nothing run)."
+            )
+            for fire in plan.fires:
+                self.stdout.write(f"  {fire.isoformat()}")
+            return
+        outcomes = backfill.run(
+            plan,
+            control.on_the_command_line() + " (backfill)",
+            progress=lambda fire, outcome: self.stdout.write(f"  {fire.isoformat()}  {outcome}"),
+        )
+        failed = sum(outcome.startswith("failed") for _, outcome in outcomes)
+        summary = f"Backfilled {job_id} {span}: ran {len(outcomes):,} fires ({already})"
+        if failed:
+            raise CommandError(f"{summary}; {failed:,} failed (see the run history).")
+        self.stdout.write(self.style.SUCCESS(summary + "."))
 
     def handle_skip(self, job_id, **options):
         outcome = control.skip_next_fire(job_id, control.on_the_command_line())
@@ -247,8 +292,8 @@ def _pause_text(pause) -> str:
     return f"{until}, by {pause.by} at {pause.since.isoformat()}{note}"
 
 
-def _future_time(text: str):
-    """An --until argument: an ISO 8601 time in the future."""
+def _iso_time(text: str):
+    """An ISO 8601 time; in TIME_ZONE unless it names its own."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -258,6 +303,12 @@ def _future_time(text: str):
         ) from None
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, ZoneInfo(settings.TIME_ZONE))
+    return moment
+
+
+def _future_time(text: str):
+    """An --until argument: an ISO 8601 time in the future."""
+    moment = _iso_time(text)
     if moment <= timezone.now():
         raise argparse.ArgumentTypeError(f"{text} is not in the future")
     return moment
