@@ -177,6 +177,7 @@ def _trigger_errors(declaration) -> list[Error]:
                     "Use an IANA name such as Europe/Warsaw, or leave it out to use TIME_ZONE.",
                 )
             )
+    errors += _jitter_errors(declaration)
     if not _positive_number(declaration.misfire_grace_seconds):
         errors.append(
             _error(
@@ -199,6 +200,21 @@ def _interval_errors(declaration) -> list[Error]:
         # Each run takes database queries and a row in the run history.
         problem = f"is {quoted(seconds)}, below the floor of {MIN_INTERVAL_SECONDS} second"
         return [_error("E010", declaration.id, "interval_seconds", problem, fix)]
+    return []
+
+
+def _jitter_errors(declaration) -> list[Error]:
+    jitter = declaration.jitter_seconds
+    if jitter == 0:
+        return []
+    fix = "Use a number of seconds greater than 0, or leave it out for no jitter."
+    if not _positive_number(jitter):
+        return [_error("E013", declaration.id, "jitter_seconds", f"is {quoted(jitter)}", fix)]
+    interval = declaration.interval_seconds
+    if _positive_number(interval) and jitter >= interval:
+        problem = f"is {quoted(jitter)}, not less than its interval of {quoted(interval)} s"
+        fix = "Use a jitter shorter than the interval, or a longer interval."
+        return [_error("E013", declaration.id, "jitter_seconds", problem, fix)]
     return []
 
 

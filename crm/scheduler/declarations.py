@@ -4,8 +4,9 @@ Built-in jobs are listed in `builtin_jobs()`; a deployment adds its own with the
 SCHEDULER_JOBS setting (a list of dicts with the same fields as JobDeclaration).
 """
 
+import hashlib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -26,6 +27,8 @@ class JobDeclaration:
     enabled: bool = True
     # Name of a keyword argument that receives the scheduled fire time.
     fire_time_kwarg: str | None = None
+    # Each fire starts up to this many seconds after its time, at random.
+    jitter_seconds: float = 0
 
     @property
     def zone(self) -> str:
@@ -51,18 +54,28 @@ class JobDeclaration:
 
     def describe_schedule(self) -> str:
         """The trigger in words, e.g. "At 02:00 every day, Europe/Warsaw"."""
+        jitter = f", then up to {self.jitter_seconds:g} s later" if self.jitter_seconds else ""
         if self.interval_seconds is not None:
-            return f"Every {_duration_words(self.interval_seconds)}"
+            return f"Every {_duration_words(self.interval_seconds)}{jitter}"
         from crm.scheduler.crontab import CronSyntaxError, parse
 
         try:
-            return f"{parse(self.cron).describe()}, {self.zone}"
+            return f"{parse(self.cron).describe()}, {self.zone}{jitter}"
         except CronSyntaxError as error:
             return f"Malformed cron expression: {error}"
 
     @property
     def misfire_grace(self) -> timedelta:
         return timedelta(seconds=self.misfire_grace_seconds)
+
+    def jitter_for(self, fire_time: datetime) -> timedelta:
+        """How long after `fire_time` that fire starts: drawn from the job and
+        the fire, so every process (and a failover) draws the same delay."""
+        if not self.jitter_seconds:
+            return timedelta(0)
+        digest = hashlib.sha256(f"{self.id}@{fire_time.timestamp()!r}".encode()).digest()
+        fraction = int.from_bytes(digest[:8], "big") / 2**64
+        return timedelta(seconds=fraction * self.jitter_seconds)
 
 
 HOUR = 3600

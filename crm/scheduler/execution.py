@@ -65,6 +65,8 @@ class RunContext:
     # Told the fire time of a fire that could not start because the database
     # did not answer: the scheduler runs it once it does (crm.scheduler.recovery).
     not_started: Callable[[datetime], None] = _ignore
+    # Set once the scheduler stops: a run waiting out its jitter starts no more.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def call(self, func, *args, **kwargs):
         """Call `func` as a run in this context (in a copy of the caller's)."""
@@ -109,6 +111,8 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         raise missing
     func = import_string(declaration.func)
     scheduled_at = scheduled_fire_time.get() or timezone.now()
+    if triggered_by == BY_SCHEDULE and not _waited_out_jitter(context, declaration, scheduled_at):
+        return None
     run = _start(context, job_id, scheduled_at, triggered_by)
     if run is None:
         return None
@@ -127,6 +131,25 @@ def run_for_fire(job_id: str, fire_time: datetime, triggered_by: str):
         return run_declared_job(job_id, triggered_by=triggered_by)
 
     return contextvars.copy_context().run(as_that_fire)
+
+
+def _waited_out_jitter(context: RunContext, declaration: JobDeclaration, fire) -> bool:
+    """Wait until the fire's jittered start; False if the scheduler stopped or
+    may have lost the lease meanwhile (the next active one runs it, with the
+    same delay)."""
+    start = fire + declaration.jitter_for(fire)
+    wait = (start - timezone.now()).total_seconds()
+    if wait <= 0:
+        return True
+    if context.stopping.wait(wait) or not context.may_run():
+        logger.warning(
+            "job %s: the fire of %s not started, the scheduler stopped during its jitter; "
+            "the next active scheduler runs it",
+            declaration.id,
+            fire.isoformat(),
+        )
+        return False
+    return True
 
 
 def _refuse(job_id: str, command_id: int | None, error: Exception) -> None:

@@ -310,6 +310,7 @@ class SchedulerRunner:
             may_run=self._lease_surely_held,
             runs=self.runs,
             not_started=self.outages.note,
+            stopping=self._stopping,
         )
 
     def _activate(self, mode: Mode = Mode.CONTINUOUS) -> None:

@@ -28,6 +28,7 @@ def job_listing(job: JobState) -> dict:
         "func": declaration.func if declaration else None,
         "description": declaration.description if declaration else None,
         "misfire_grace_seconds": declaration.misfire_grace_seconds if declaration else None,
+        "jitter_seconds": declaration.jitter_seconds if declaration else None,
         "enabled": declaration.enabled if declaration else None,
         "pause": pause(job.pause),
     }

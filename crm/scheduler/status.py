@@ -248,5 +248,5 @@ def _executions(jobs) -> dict[str, dict[int, DjangoJobExecution]]:
 def _late_since(declaration, next_run, now) -> datetime | None:
     if declaration is None or next_run is None:
         return None
-    deadline = next_run + declaration.misfire_grace
+    deadline = next_run + declaration.misfire_grace + declaration.jitter_for(next_run)
     return next_run if now > deadline else None
