@@ -181,6 +181,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         words = [("late", "#ef6c00")] if data["late"] else []
         words += [("failing", "#c62828")] if data["failing"] else []
         words += [("running", "#1565c0")] if data["running"] else []
+        words += [("done", "#2e7d32")] if data["done"] else []
         shown = format_html_join(" ", "{}", ((badge(*word),) for word in words))
         if data["pause"] is not None:
             return format_html("{} {}", badge(*pause_words(data["pause"])), shown)

@@ -1,18 +1,26 @@
 """System checks for the job declarations (`python manage.py check`).
 
 With any of these errors the scheduler does not start; the web app still serves.
+Warnings (crm.W0xx) say what runs differently from what was probably meant.
 """
 
 import re
 import zoneinfo
 from dataclasses import fields
+from datetime import datetime
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from crm.scheduler.crontab import QUOTE_LIMIT, CronSyntaxError, parse, quoted, shortened
-from crm.scheduler.declarations import BUILTIN_SETTINGS, JobDeclaration, builtin_jobs
+from crm.scheduler.declarations import (
+    BUILTIN_SETTINGS,
+    JobDeclaration,
+    builtin_jobs,
+    declared_jobs,
+)
 
 DECLARATION_FIELDS = {f.name for f in fields(JobDeclaration)}
 # Letters, digits and _ - . only: the product keeps keys with ':' (such as
@@ -24,7 +32,27 @@ MIN_INTERVAL_SECONDS = 1
 
 @register("crm")
 def check_job_declarations(app_configs=None, **kwargs) -> list[Error]:
-    return declaration_errors()
+    errors = declaration_errors()
+    return errors or declaration_warnings()
+
+
+def declaration_warnings() -> list[Warning]:
+    """For declarations without errors."""
+    warnings = []
+    for declaration in declared_jobs().values():
+        run_at = declaration.run_at_time
+        if run_at is not None and run_at < timezone.now():
+            warnings.append(
+                Warning(
+                    f"Job {quoted(declaration.id)}: run_at {quoted(declaration.run_at)} has "
+                    "passed.",
+                    hint="It runs only if no run of it is recorded yet and a scheduler is "
+                    f"active within its misfire grace ({declaration.misfire_grace_seconds} s) "
+                    "of that time; remove the declaration once it has run.",
+                    id="crm.W002",
+                )
+            )
+    return warnings
 
 
 def declaration_errors() -> list[Error]:
@@ -136,16 +164,19 @@ def _function_errors(declaration) -> list[Error]:
 def _trigger_errors(declaration) -> list[Error]:
     errors = []
     has_cron, has_interval = declaration.cron is not None, declaration.interval_seconds is not None
-    if has_cron == has_interval:
+    has_run_at = declaration.run_at is not None
+    if has_cron + has_interval + has_run_at != 1:
         errors.append(
             _error(
                 "E005",
                 declaration.id,
                 "trigger",
-                "needs exactly one of cron and interval_seconds",
-                'Set cron="0 2 * * *" or interval_seconds=60.',
+                "needs exactly one of cron, interval_seconds and run_at",
+                'Set cron="0 2 * * *", interval_seconds=60 or run_at="2026-12-24T08:00+01:00".',
             )
         )
+    if has_run_at:
+        errors += _run_at_errors(declaration)
     if has_interval:
         errors += _interval_errors(declaration)
     if has_cron:
@@ -200,6 +231,19 @@ def _interval_errors(declaration) -> list[Error]:
         # Each run takes database queries and a row in the run history.
         problem = f"is {quoted(seconds)}, below the floor of {MIN_INTERVAL_SECONDS} second"
         return [_error("E010", declaration.id, "interval_seconds", problem, fix)]
+    return []
+
+
+def _run_at_errors(declaration) -> list[Error]:
+    fix = 'Write an ISO 8601 time with its zone, e.g. run_at="2026-12-24T08:00+01:00".'
+    try:
+        run_at = datetime.fromisoformat(declaration.run_at)
+    except (TypeError, ValueError):
+        problem = f"is {quoted(declaration.run_at)}, not an ISO 8601 time"
+        return [_error("E014", declaration.id, "run_at", problem, fix)]
+    if run_at.tzinfo is None:
+        problem = f"is {quoted(declaration.run_at)}, without a time zone"
+        return [_error("E014", declaration.id, "run_at", problem, fix)]
     return []
 
 

@@ -29,12 +29,22 @@ class JobDeclaration:
     fire_time_kwarg: str | None = None
     # Each fire starts up to this many seconds after its time, at random.
     jitter_seconds: float = 0
+    # A one-shot job: this ISO 8601 time with its zone, instead of cron or interval.
+    run_at: str | None = None
 
     @property
     def zone(self) -> str:
         return self.timezone or settings.TIME_ZONE
 
+    @property
+    def run_at_time(self) -> datetime | None:
+        return datetime.fromisoformat(self.run_at) if self.run_at is not None else None
+
     def trigger(self):
+        if self.run_at is not None:
+            from crm.scheduler.oneshot import OnceTrigger
+
+            return OnceTrigger(self.run_at_time)
         if self.interval_seconds is not None:
             return IntervalTrigger(
                 seconds=self.interval_seconds,
@@ -47,7 +57,9 @@ class JobDeclaration:
 
     @property
     def schedule(self) -> str:
-        """The trigger as written: the cron expression, or "every N s"."""
+        """The trigger as written: the cron expression, "every N s" or "once at T"."""
+        if self.run_at is not None:
+            return f"once at {self.run_at}"
         if self.interval_seconds is not None:
             return f"every {self.interval_seconds:g} s"
         return " ".join(str(self.cron).split())
@@ -55,6 +67,11 @@ class JobDeclaration:
     def describe_schedule(self) -> str:
         """The trigger in words, e.g. "At 02:00 every day, Europe/Warsaw"."""
         jitter = f", then up to {self.jitter_seconds:g} s later" if self.jitter_seconds else ""
+        if self.run_at is not None:
+            try:
+                return f"Once, at {self.run_at_time.isoformat()}{jitter}"
+            except (TypeError, ValueError):
+                return f"Malformed run_at: {self.run_at!r}"
         if self.interval_seconds is not None:
             return f"Every {_duration_words(self.interval_seconds)}{jitter}"
         from crm.scheduler.crontab import CronSyntaxError, parse

@@ -10,6 +10,7 @@ from django_apscheduler.models import DjangoJob
 from crm.scheduler import history
 from crm.scheduler.apscheduler_adapter import HookedDjangoJobStore
 from crm.scheduler.connections import close_stale_connection, drop_connection, reconnecting
+from crm.scheduler.declarations import declared_job, declared_jobs
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -42,7 +43,19 @@ class KeepingDjangoJobStore(HookedDjangoJobStore):
     lookup_job = reconnecting(HookedDjangoJobStore.lookup_job)
     get_all_jobs = reconnecting(HookedDjangoJobStore.get_all_jobs)
     update_job = reconnecting(HookedDjangoJobStore.update_job)
-    remove_job = reconnecting(HookedDjangoJobStore.remove_job)
+    _remove_job = reconnecting(HookedDjangoJobStore.remove_job)
+
+    def remove_job(self, job_id):
+        """APScheduler removes a job that will fire no more, and with it (by
+        cascade) its run history: a declared one-shot job is kept instead, done."""
+        declaration = declared_job(job_id)
+        if declaration is None or declaration.run_at is None:
+            self._remove_job(job_id)
+            return
+        job = self.lookup_job(job_id)
+        if job is not None and job.next_run_time is not None:
+            job.next_run_time = None
+            self.update_job(job)
 
     def start(self, scheduler, alias):
         super().start(scheduler, alias)
@@ -97,7 +110,5 @@ def _record_fire_not_run(event) -> None:
 
 
 def _grace_of(job_id: str):
-    from crm.scheduler.declarations import declared_jobs
-
     declaration = declared_jobs().get(job_id)
     return declaration.misfire_grace_seconds if declaration else "?"

@@ -22,6 +22,7 @@ def job_listing(job: JobState) -> dict:
         "declared": declaration is not None,
         "stored": job.stored,
         "paused": job.paused,
+        "done": job.done,
         "schedule": declaration.schedule if declaration else None,
         "schedule_in_words": declaration.describe_schedule() if declaration else None,
         "time_zone": declaration.zone if declaration else None,

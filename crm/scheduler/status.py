@@ -100,8 +100,14 @@ class JobState:
     pause: PauseInfo | None = None  # who paused it, why, until when (if paused by someone)
 
     @property
+    def done(self) -> bool:
+        """A one-shot job whose one fire has passed (run, missed or skipped)."""
+        one_shot = self.declaration is not None and self.declaration.run_at is not None
+        return one_shot and self.stored and self.next_run is None and self.last_run is not None
+
+    @property
     def paused(self) -> bool:
-        return self.stored and self.next_run is None
+        return self.stored and self.next_run is None and not self.done
 
     @property
     def running(self) -> bool:

@@ -129,7 +129,7 @@ class Command(BaseCommand):
             if declaration is None:
                 self.stdout.write(f"{job.id}  (in the job store, no longer declared)")
                 continue
-            state = "paused" if job.paused else "enabled" if job.stored else "not synced yet"
+            state = _listing_state(job)
             self.stdout.write(
                 f"{job.id}  {declaration.schedule}  ({declaration.describe_schedule()})  "
                 f"[{state}]  {declaration.func}"
@@ -314,9 +314,19 @@ def _future_time(text: str):
     return moment
 
 
+def _listing_state(job) -> str:
+    if job.done:
+        return "done"
+    if job.paused:
+        return "paused"
+    return "enabled" if job.stored else "not synced yet"
+
+
 def _next_run_text(job, now) -> str:
     if not job.stored:
         return "not in the job store yet (run `scheduler sync`)"
+    if job.done:
+        return "none: done (its one fire has passed)"
     if job.next_run is None:
         return "paused"
     seconds = (job.next_run - now).total_seconds()
