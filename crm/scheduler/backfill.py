@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.scheduler import execution, history
+from crm.scheduler.checks import declaration_errors
 from crm.scheduler.declarations import JobDeclaration, declared_jobs
 
 MAX_FIRES = 10_000  # more than this in one range needs force
@@ -74,6 +75,12 @@ def run(plan: Plan, requested_by: str, progress=None) -> list[tuple[datetime, st
 
 
 def _declaration(job_id: str) -> JobDeclaration:
+    errors = declaration_errors()
+    if errors:
+        raise BackfillRefused(
+            f"Nothing run: {len(errors)} error(s) in the job declarations; run "
+            f"`python manage.py check` for details (first: {errors[0].msg})"
+        )
     declared = declared_jobs()
     if job_id not in declared:
         known = ", ".join(sorted(declared)) or "none are declared"

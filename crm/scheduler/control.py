@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from django_apscheduler.models import DjangoJob
 
 from crm.scheduler import commands, execution, intake
+from crm.scheduler.checks import declaration_errors
 from crm.scheduler.declarations import BUILTIN_SETTINGS, declared_jobs
 from crm.scheduler.lease import LEASE_NAME, current_holder
 from crm.scheduler.models import SchedulerCommand
@@ -140,6 +141,12 @@ def sync(requested_by: str, dry_run: bool = False) -> SyncReport:
     """What sync changes (computed here); carried out by the active scheduler if
     any, else here (the job store's own state, not an operation on a job: no
     command row, like the sync each scheduler does as it becomes active)."""
+    errors = declaration_errors()
+    if errors:
+        raise ControlError(
+            f"Not synced: {len(errors)} error(s) in the job declarations; run "
+            f"`python manage.py check` for details (first: {errors[0].msg})"
+        )
     with job_store() as scheduler:
         report = sync_jobs(scheduler, declared_jobs(), dry_run=True)
         if dry_run or not (report.created or report.updated or report.removed):

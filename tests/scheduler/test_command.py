@@ -396,3 +396,16 @@ def test_preview_blames_the_time_zone_only_when_it_is_unknown():
 
     assert error.startswith("--tz 'Europe/xxx") and "is not a known time zone" in error
     assert len(error) < 200
+
+
+@pytest.mark.parametrize("field", [{"cron": "61 * * * *"}, {"run_at": "Christmas"}])
+def test_sync_and_backfill_refuse_a_malformed_declaration_in_one_line(settings, field):
+    settings.SCHEDULER_JOBS = [
+        {"id": "broken", "func": "tests.scheduler.test_command.add", **field}
+    ]
+
+    for args in (["sync"], ["backfill", "broken", "--from", "2026-11-01", "--to", "2026-11-02"]):
+        error = fails(*args)
+        assert "error(s) in the job declarations; run `python manage.py check`" in str(error)
+        assert "Job 'broken'" in str(error)
+    assert not DjangoJob.objects.filter(id="broken").exists()
