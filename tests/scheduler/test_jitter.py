@@ -94,7 +94,8 @@ def test_a_scheduled_run_starts_its_jitter_after_its_fire_time(jittered):
     run_scheduled(fire).join(10)
 
     started = DjangoJobExecution.objects.get(job_id="report").detail.started_at
-    assert fire + delay <= started < fire + delay + timedelta(seconds=0.5)
+    # Not before its delay; and not much after (the slack is for a loaded machine).
+    assert fire + delay <= started < fire + delay + timedelta(seconds=3)
 
 
 @pytest.mark.django_db(transaction=True)
