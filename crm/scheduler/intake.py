@@ -89,12 +89,12 @@ def resume_ended_pauses(scheduler) -> list[str]:
     """Resume the jobs whose pause has reached its `until`, each through a
     command row (so the history says who resumed it: the pause's end)."""
     ended = JobPause.objects.filter(until__lte=timezone.now()).order_by("until")
-    resumed = []
+    declared, resumed = declared_jobs(), []
     for pause in ended:
         if scheduler.get_job(pause.job_id) is None:
             pause.delete()  # the job is gone; nothing to resume
             continue
-        declaration = declared_jobs().get(pause.job_id)
+        declaration = declared.get(pause.job_id)
         if declaration is not None and not declaration.enabled:
             continue  # disabled by its settings: sync keeps it paused
         by = f"the pause until {pause.until.isoformat()} by {pause.paused_by}"
