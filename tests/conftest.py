@@ -1,10 +1,18 @@
 import os
+import signal
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tests.support.dbservers import private_mariadb, private_postgres  # noqa: F401
-from tests.support.processes import e2e_env, mysql_execute, wait_until
+from tests.support.processes import (
+    e2e_env,
+    mysql_execute,
+    start_group,
+    stop_group,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -55,3 +63,17 @@ def active_scheduler(settings):
     wait_until(lambda: runner.active, timeout=15, message="the scheduler did not become active")
     yield runner
     runner.stop()
+
+
+@pytest.fixture
+def start():
+    """Starts processes in their own process groups; kills them with -9 after the test."""
+    started = []
+
+    def start(command: list[str], env: dict[str, str], output: Path):
+        started.append(start_group(command, env, output=output))
+        return started[-1]
+
+    yield start
+    for process in started:
+        stop_group(process, signal.SIGKILL)

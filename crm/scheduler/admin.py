@@ -32,6 +32,7 @@ STATUS_COLOURS = {
     history.SUCCEEDED: "#2e7d32",
     history.FAILED: "#c62828",
     history.INTERRUPTED: "#c62828",
+    history.TIMED_OUT: "#c62828",
     history.RUNNING: "#1565c0",
     history.MISSED: "#ef6c00",
     history.SKIPPED: "#757575",
@@ -312,6 +313,7 @@ class StatusFilter(admin.SimpleListFilter):
             history.FAILED,
             history.RUNNING,
             history.INTERRUPTED,
+            history.TIMED_OUT,
             history.MISSED,
             history.SKIPPED,
         ]

@@ -208,7 +208,7 @@ def _trigger_errors(declaration) -> list[Error]:
                     "Use an IANA name such as Europe/Warsaw, or leave it out to use TIME_ZONE.",
                 )
             )
-    errors += _jitter_errors(declaration)
+    errors += _jitter_errors(declaration) + _timeout_errors(declaration)
     if not _positive_number(declaration.misfire_grace_seconds):
         errors.append(
             _error(
@@ -260,6 +260,22 @@ def _jitter_errors(declaration) -> list[Error]:
         fix = "Use a jitter shorter than the interval, or a longer interval."
         return [_error("E013", declaration.id, "jitter_seconds", problem, fix)]
     return []
+
+
+def _timeout_errors(declaration) -> list[Error]:
+    timeout = declaration.timeout_seconds
+    if timeout is None or _positive_number(timeout):
+        return []
+    return [
+        _error(
+            "E015",
+            declaration.id,
+            "timeout_seconds",
+            f"is {quoted(timeout)}",
+            "Use a number of seconds greater than 0, or leave it out for no timeout "
+            "(the job then runs in a thread, not a process of its own).",
+        )
+    ]
 
 
 def _positive_number(value) -> bool:

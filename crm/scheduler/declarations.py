@@ -31,6 +31,9 @@ class JobDeclaration:
     jitter_seconds: float = 0
     # A one-shot job: this ISO 8601 time with its zone, instead of cron or interval.
     run_at: str | None = None
+    # A run still going after this many seconds is killed: such a job runs in
+    # a child process of its own (crm.scheduler.isolation), others in a thread.
+    timeout_seconds: float | None = None
 
     @property
     def zone(self) -> str:
@@ -80,6 +83,10 @@ class JobDeclaration:
             return f"{parse(self.cron).describe()}, {self.zone}{jitter}"
         except CronSyntaxError as error:
             return f"Malformed cron expression: {error}"
+
+    @property
+    def isolated(self) -> bool:
+        return self.timeout_seconds is not None
 
     @property
     def misfire_grace(self) -> timedelta:

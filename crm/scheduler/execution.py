@@ -22,7 +22,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from crm.scheduler import history
+from crm.scheduler import history, isolation
 from crm.scheduler.apscheduler_adapter import HookedExecutor
 from crm.scheduler.connections import (
     CONNECTION_ERRORS,
@@ -67,6 +67,8 @@ class RunContext:
     not_started: Callable[[datetime], None] = _ignore
     # Set once the scheduler stops: a run waiting out its jitter starts no more.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # The processes of isolated runs (jobs with a timeout), for the scheduler to end.
+    children: isolation.ChildRuns = field(default_factory=isolation.ChildRuns)
 
     def call(self, func, *args, **kwargs):
         """Call `func` as a run in this context (in a copy of the caller's)."""
@@ -109,7 +111,6 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         missing = LookupError(f"Job {job_id} is in the job store but no longer declared.")
         _refuse(job_id, command_id, missing)
         raise missing
-    func = import_string(declaration.func)
     scheduled_at = scheduled_fire_time.get() or timezone.now()
     if triggered_by == BY_SCHEDULE and not _waited_out_jitter(context, declaration, scheduled_at):
         return None
@@ -117,7 +118,7 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
     if run is None:
         return None
     try:
-        return _call(context, declaration, func, run, scheduled_at, command_id)
+        return _call(context, declaration, run, scheduled_at, command_id)
     finally:
         close_stale_connection()
 
@@ -189,7 +190,7 @@ def _start(context: RunContext, job_id: str, scheduled_at: datetime, triggered_b
     return run
 
 
-def _call(context, declaration: JobDeclaration, func, run, scheduled_at, command_id):
+def _call(context, declaration: JobDeclaration, run, scheduled_at, command_id):
     kwargs = dict(declaration.kwargs)
     if declaration.fire_time_kwarg:
         kwargs[declaration.fire_time_kwarg] = scheduled_at
@@ -200,15 +201,15 @@ def _call(context, declaration: JobDeclaration, func, run, scheduled_at, command
     outcome = {"status": "failed", "exception": None, "result": None}
     unrecorded = None
     try:
-        outcome["result"] = func(*declaration.args, **kwargs)
+        outcome["result"] = _call_job(context, declaration, kwargs)
         outcome["status"] = "succeeded"
         unrecorded = history.finish_run(run, status=history.SUCCEEDED, result=outcome["result"])
         return outcome["result"]
     except Exception as error:
         outcome["exception"] = error
-        details = traceback.format_exc()
+        status, error_text, details = _failure(error)
         unrecorded = history.finish_run(
-            run, status=history.FAILED, error=error, traceback_text=details
+            run, status=status, error_text=error_text, traceback_text=details
         )
         raise
     finally:
@@ -222,6 +223,29 @@ def _call(context, declaration: JobDeclaration, func, run, scheduled_at, command
             command_id=command_id,
             **outcome,
         )
+
+
+def _call_job(context: RunContext, declaration: JobDeclaration, kwargs: dict):
+    if declaration.isolated:
+        return isolation.run_in_child(
+            declaration.func,
+            declaration.args,
+            kwargs,
+            timeout=declaration.timeout_seconds,
+            children=context.children,
+        )
+    return import_string(declaration.func)(*declaration.args, **kwargs)
+
+
+def _failure(error: Exception) -> tuple[str, str, str | None]:
+    """How a run that raised `error` is recorded: status, error, traceback."""
+    if isinstance(error, isolation.JobTimedOut):
+        return history.TIMED_OUT, str(error), None
+    if isinstance(error, isolation.RunStopped):
+        return history.INTERRUPTED, str(error), None
+    if isinstance(error, isolation.ChildFailed):
+        return history.FAILED, f"{error.type_name}: {error}", error.traceback_text
+    return history.FAILED, f"{type(error).__name__}: {error}", traceback.format_exc()
 
 
 class FireTimeThreadExecutor(HookedExecutor):

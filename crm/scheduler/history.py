@@ -30,6 +30,7 @@ FAILED = DjangoJobExecution.ERROR
 MISSED = DjangoJobExecution.MISSED
 SKIPPED = DjangoJobExecution.MAX_INSTANCES
 INTERRUPTED = "Interrupted"
+TIMED_OUT = "Timed out"
 BY_SCHEDULE = "schedule"
 EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
 
@@ -83,7 +84,7 @@ class Ending:
 
 
 def finish_run(
-    run: Run, *, status: str, result=None, error=None, traceback_text=None
+    run: Run, *, status: str, result=None, error_text=None, traceback_text=None
 ) -> Ending | None:
     """Record how a run ended. Returns the ending if the database did not
     answer, for the caller to keep and write later (`write_ending`)."""
@@ -94,7 +95,7 @@ def finish_run(
             "status": status,
             "duration": Decimal(f"{duration:.2f}"),
             "finished": Decimal(f"{time.time():.2f}"),
-            "exception": _short(f"{type(error).__name__}: {error}") if error is not None else None,
+            "exception": _short(error_text) if error_text is not None else None,
             "traceback": traceback_text,
         },
         _as_json(result),

@@ -29,7 +29,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from crm.scheduler import alerts, history, intake, recovery
+from crm.scheduler import alerts, history, intake, isolation, recovery
 from crm.scheduler.checks import declaration_errors
 from crm.scheduler.connections import drop_connection
 from crm.scheduler.declarations import declared_jobs
@@ -43,6 +43,8 @@ from crm.scheduler.tracking import RunsInProcess
 logger = logging.getLogger("crm.scheduler")
 # How long --once waits for the scheduler's first pass over the due jobs.
 FIRST_PASS_TIMEOUT = 60
+# How long a stop waits for the runs whose processes it killed to be recorded.
+CHILD_END_WAIT = 2
 
 
 class SchedulerRunner:
@@ -63,6 +65,7 @@ class SchedulerRunner:
         # Outlive each activation: see crm.scheduler.tracking and .recovery.
         self.runs = RunsInProcess()
         self.outages = OutageLog()
+        self.children = isolation.ChildRuns()
         self._stopping = threading.Event()
         self._nudge = threading.Event()  # stop, or try the lease now
         self._retry_now = False
@@ -311,6 +314,7 @@ class SchedulerRunner:
             runs=self.runs,
             not_started=self.outages.note,
             stopping=self._stopping,
+            children=self.children,
         )
 
     def _activate(self, mode: Mode = Mode.CONTINUOUS) -> None:
@@ -361,6 +365,11 @@ class SchedulerRunner:
         waiter = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         waiter.start()
         waiter.join(self.shutdown_wait)
+        if waiter.is_alive() and self.children.stop_all(
+            "Interrupted: the scheduler stopped while it ran, and killed its process after "
+            f"SCHEDULER_SHUTDOWN_WAIT_SECONDS={self.shutdown_wait}."
+        ):
+            waiter.join(CHILD_END_WAIT)  # for the killed runs to be recorded
         if waiter.is_alive():
             logger.warning(
                 "scheduler stopped with jobs still running after %ss", self.shutdown_wait

@@ -27,7 +27,7 @@ from crm.scheduler.declarations import JobDeclaration, declared_jobs
 from crm.scheduler.lease import LEASE_NAME, current_holder
 from crm.scheduler.models import JobPause, SchedulerLease
 
-FAILED_STATUSES = (history.FAILED, history.INTERRUPTED)
+FAILED_STATUSES = (history.FAILED, history.INTERRUPTED, history.TIMED_OUT)
 NOT_RUN_STATUSES = (history.MISSED, history.SKIPPED)
 
 

@@ -25,8 +25,6 @@ from tests.support.processes import (
     read_fire_lines,
     read_fires,
     read_lease,
-    start_group,
-    stop_group,
     wait_until,
 )
 
@@ -35,20 +33,6 @@ LEASE_SECONDS = E2E_LEASE_SECONDS
 # A standby tries to take the lease this often (a third of the lease, at most 5 s).
 STANDBY_POLL_SECONDS = LEASE_SECONDS / 3
 RUNSCHEDULER = [sys.executable, "manage.py", "runscheduler"]
-
-
-@pytest.fixture
-def start():
-    """Starts processes in their own process groups; kills them with -9 after the test."""
-    started = []
-
-    def start(command: list[str], env: dict[str, str], output: Path):
-        started.append(start_group(command, env, output=output))
-        return started[-1]
-
-    yield start
-    for process in started:
-        stop_group(process, signal.SIGKILL)
 
 
 def wait_for_standby(output: Path):

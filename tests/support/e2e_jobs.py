@@ -17,3 +17,45 @@ def record_fire_then_sleep(fire_time, seconds: float):
     """A long run: logs its start like `record_fire`, then takes `seconds`."""
     record_fire(fire_time)
     time.sleep(seconds)
+
+
+def hang(pid_file: str | None = None, ticket_title: str | None = None):
+    """Stuck in a C call for good; first writes its pid to `pid_file` and saves
+    a ticket titled `ticket_title`, if given."""
+    _announce(pid_file, ticket_title)
+    time.sleep(10**6)
+
+
+def spin(pid_file: str | None = None):
+    """A busy Python loop that never ends."""
+    _announce(pid_file, None)
+    while True:
+        pass
+
+
+def read_from_silent_socket(pid_file: str | None = None):
+    """Blocked in a socket read that no data ever reaches."""
+    _announce(pid_file, None)
+    reader, _writer = socket.socketpair()
+    reader.recv(1)
+
+
+def fail(message: str):
+    raise ValueError(message)
+
+
+def report_process(label: str):
+    """What an isolated run returns: where it ran."""
+    return {"label": label, "pid": os.getpid()}
+
+
+def _announce(pid_file, ticket_title) -> None:
+    if ticket_title is not None:
+        from crm import services
+
+        services.ticket_create(
+            title=ticket_title, requester_name="Isolated", requester_email="job@example.com"
+        )
+    if pid_file is not None:
+        with open(pid_file, "w") as out:
+            out.write(str(os.getpid()))
