@@ -20,6 +20,7 @@ from crm.scheduler.declarations import (
     JobDeclaration,
     builtin_jobs,
     declared_jobs,
+    exception_class,
 )
 
 DECLARATION_FIELDS = {f.name for f in fields(JobDeclaration)}
@@ -209,6 +210,7 @@ def _trigger_errors(declaration) -> list[Error]:
                 )
             )
     errors += _jitter_errors(declaration) + _timeout_errors(declaration)
+    errors += _retry_errors(declaration)
     if not _positive_number(declaration.misfire_grace_seconds):
         errors.append(
             _error(
@@ -276,6 +278,55 @@ def _timeout_errors(declaration) -> list[Error]:
             "(the job then runs in a thread, not a process of its own).",
         )
     ]
+
+
+def _retry_errors(declaration) -> list[Error]:
+    retries, backoff = declaration.retries, declaration.retry_backoff_seconds
+    if retries == 0 and backoff is None and not declaration.retry_on:
+        return []
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        fix = "Use a whole number of retries: 0 (the default) for none, 3 for three more attempts."
+        return [_error("E016", declaration.id, "retries", f"is {quoted(retries)}", fix)]
+    if retries == 0:
+        problem = "is 0, yet a backoff or retry_on is declared"
+        fix = "Set retries to how many times a failed run is tried again, or leave out the rest."
+        return [_error("E016", declaration.id, "retries", problem, fix)]
+    if backoff is None:
+        problem = f"is {retries} without a retry_backoff_seconds"
+        fix = "Set retry_backoff_seconds, the wait before the first retry (it doubles after)."
+        return [_error("E016", declaration.id, "retries", problem, fix)]
+    errors = []
+    longest = declaration.retry_backoff_max_seconds
+    for name, value in (("retry_backoff_seconds", backoff), ("retry_backoff_max_seconds", longest)):
+        if not _positive_number(value):
+            fix = "Use a number of seconds greater than 0."
+            errors.append(_error("E017", declaration.id, name, f"is {quoted(value)}", fix))
+    if not errors and longest < backoff:
+        problem = f"is {quoted(longest)}, shorter than retry_backoff_seconds ({quoted(backoff)})"
+        fix = "Use a maximum wait at least as long as the first."
+        errors.append(_error("E017", declaration.id, "retry_backoff_max_seconds", problem, fix))
+    return errors + _retry_on_errors(declaration)
+
+
+def _retry_on_errors(declaration) -> list[Error]:
+    retry_on = declaration.retry_on
+    fix = 'List dotted names of exception classes, e.g. ["smtplib.SMTPException"].'
+    if isinstance(retry_on, str) or not isinstance(retry_on, list | tuple):
+        return [_error("E018", declaration.id, "retry_on", f"is {quoted(retry_on)}", fix)]
+    errors = []
+    for name in retry_on:
+        if not isinstance(name, str):
+            errors.append(_error("E018", declaration.id, "retry_on", f"holds {quoted(name)}", fix))
+            continue
+        try:
+            exception_class(name)
+        except ImportError:
+            problem = f"names {quoted(name)}, which cannot be imported"
+            errors.append(_error("E018", declaration.id, "retry_on", problem, fix))
+        except TypeError:
+            problem = f"names {quoted(name)}, which is not an exception class"
+            errors.append(_error("E018", declaration.id, "retry_on", problem, fix))
+    return errors
 
 
 def _positive_number(value) -> bool:

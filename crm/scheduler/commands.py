@@ -45,6 +45,8 @@ def wait_for(command: SchedulerCommand, timeout: float, poll: float = 0.2) -> Sc
 def finish(command_id: int, execution_id: int | None, status: str, error=None) -> None:
     ok = status == "succeeded"
     outcome = "run succeeded" if ok else f"run failed: {type(error).__name__}: {error}"
+    if status == "retrying":
+        outcome += " (it is tried again; see `scheduler status`)"
     settle(command_id, ok, outcome, execution_id)
 
 

@@ -4,6 +4,7 @@ Built-in jobs are listed in `builtin_jobs()`; a deployment adds its own with the
 SCHEDULER_JOBS setting (a list of dicts with the same fields as JobDeclaration).
 """
 
+import builtins
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.interval import IntervalTrigger
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,14 @@ class JobDeclaration:
     # A run still going after this many seconds is killed: such a job runs in
     # a child process of its own (crm.scheduler.isolation), others in a thread.
     timeout_seconds: float | None = None
+    # A failed run is tried again this many times, the first after
+    # retry_backoff_seconds, each later one after twice the wait before, up to
+    # retry_backoff_max_seconds (crm.scheduler.retries).
+    retries: int = 0
+    retry_backoff_seconds: float | None = None
+    retry_backoff_max_seconds: float = 3600
+    # Dotted names of the exception classes worth a retry; empty: any failure.
+    retry_on: tuple[str, ...] = ()
 
     @property
     def zone(self) -> str:
@@ -100,6 +110,21 @@ class JobDeclaration:
         digest = hashlib.sha256(f"{self.id}@{fire_time.timestamp()!r}".encode()).digest()
         fraction = int.from_bytes(digest[:8], "big") / 2**64
         return timedelta(seconds=fraction * self.jitter_seconds)
+
+
+def exception_class(name: str) -> type[BaseException]:
+    """The class a retry_on entry names: a dotted path, or a built-in's bare name.
+    Raises ImportError if there is none, TypeError if it is not an exception."""
+    found = import_string(name) if "." in name else getattr(builtins, name, None)
+    if found is None:
+        raise ImportError(f"no built-in named {name!r}")
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise TypeError(f"{name!r} is not an exception class")
+    return found
+
+
+def class_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 HOUR = 3600

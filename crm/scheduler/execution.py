@@ -22,7 +22,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from crm.scheduler import history, isolation
+from crm.scheduler import history, isolation, retries
 from crm.scheduler.apscheduler_adapter import HookedExecutor
 from crm.scheduler.connections import (
     CONNECTION_ERRORS,
@@ -93,11 +93,17 @@ def current_context() -> RunContext:
     return _context.get() or RunContext()
 
 
-def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: int | None = None):
+def run_declared_job(
+    job_id: str,
+    triggered_by: str = BY_SCHEDULE,
+    command_id: int | None = None,
+    retry_of: int | None = None,
+):
     """Run a declared job once and record the run. Returns what the job returned;
     raises what it raised (after recording it). A fire that already has a
     history row is not run again, nor anything once this process may have
-    lost the lease (both return None)."""
+    lost the lease (both return None). `retry_of`: the history row of a fire
+    that waits for its next attempt (crm.scheduler.retries), run as that attempt."""
     context = current_context()
     if not context.may_run():
         # Expected when a scheduler stops or loses its lease as a fire falls
@@ -112,9 +118,14 @@ def run_declared_job(job_id: str, triggered_by: str = BY_SCHEDULE, command_id: i
         _refuse(job_id, command_id, missing)
         raise missing
     scheduled_at = scheduled_fire_time.get() or timezone.now()
-    if triggered_by == BY_SCHEDULE and not _waited_out_jitter(context, declaration, scheduled_at):
+    if retry_of is not None:
+        run = reconnecting(history.claim_retry)(
+            retry_of, host=context.host, pid=context.pid, scheduler=context.scheduler
+        )
+    elif triggered_by == BY_SCHEDULE and not _waited_out_jitter(context, declaration, scheduled_at):
         return None
-    run = _start(context, job_id, scheduled_at, triggered_by)
+    else:
+        run = _start(context, job_id, scheduled_at, triggered_by)
     if run is None:
         return None
     try:
@@ -203,13 +214,25 @@ def _call(context, declaration: JobDeclaration, run, scheduled_at, command_id):
     try:
         outcome["result"] = _call_job(context, declaration, kwargs)
         outcome["status"] = "succeeded"
-        unrecorded = history.finish_run(run, status=history.SUCCEEDED, result=outcome["result"])
+        unrecorded = history.finish_run(
+            run,
+            status=history.SUCCEEDED,
+            result=outcome["result"],
+            attempt=_attempt(declaration, run),
+        )
         return outcome["result"]
     except Exception as error:
         outcome["exception"] = error
         status, error_text, details = _failure(error)
+        retry_at = _retry_at(context, declaration, run, scheduled_at, status, error)
+        outcome["status"] = "retrying" if retry_at is not None else "failed"
         unrecorded = history.finish_run(
-            run, status=status, error_text=error_text, traceback_text=details
+            run,
+            status=status,
+            error_text=error_text,
+            traceback_text=details,
+            attempt=_attempt(declaration, run),
+            retry_at=retry_at,
         )
         raise
     finally:
@@ -235,6 +258,18 @@ def _call_job(context: RunContext, declaration: JobDeclaration, kwargs: dict):
             children=context.children,
         )
     return import_string(declaration.func)(*declaration.args, **kwargs)
+
+
+def _attempt(declaration: JobDeclaration, run) -> tuple[int, int] | None:
+    return (run.attempt, declaration.retries + 1) if declaration.retries else None
+
+
+def _retry_at(context, declaration, run, scheduled_at, status, error):
+    """When the fire's next attempt starts, if it has one: only the active
+    scheduler retries (a run by hand is tried once), and not a run it stopped."""
+    if not declaration.retries or not context.scheduler or status == history.INTERRUPTED:
+        return None
+    return retries.next_attempt_at(declaration, scheduled_at, run.attempt, error)
 
 
 def _failure(error: Exception) -> tuple[str, str, str | None]:

@@ -11,16 +11,17 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.scheduler.connections import drop_connection
-from crm.scheduler.models import RunDetail
+from crm.scheduler.models import RunAttempt, RunDetail
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -31,6 +32,7 @@ MISSED = DjangoJobExecution.MISSED
 SKIPPED = DjangoJobExecution.MAX_INSTANCES
 INTERRUPTED = "Interrupted"
 TIMED_OUT = "Timed out"
+RETRYING = "Retrying"  # failed, and waits for its next attempt (crm.scheduler.retries)
 BY_SCHEDULE = "schedule"
 EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
 
@@ -47,6 +49,9 @@ class JobNotStored(LookupError):
 class Run:
     execution: DjangoJobExecution
     started: float  # monotonic
+    host: str
+    pid: int
+    attempt: int = 1  # of its fire (crm.scheduler.retries)
 
 
 def start_run(
@@ -71,7 +76,42 @@ def start_run(
             )
     except IntegrityError:
         return None
-    return Run(execution, time.monotonic())
+    for waiting in DjangoJobExecution.objects.filter(
+        job_id=job_id, status=RETRYING, run_time__lt=scheduled_at
+    ).values_list("pk", flat=True):
+        give_up_retrying(waiting, f"the fire of {scheduled_at.isoformat()} started first")
+    return Run(execution, time.monotonic(), host, pid)
+
+
+def claim_retry(execution_id: int, *, host: str, pid: int, scheduler: str) -> Run | None:
+    """Take a fire that waits for its next attempt, to run it here; None if
+    another process took it, or it stopped waiting."""
+    with transaction.atomic():
+        claimed = DjangoJobExecution.objects.filter(pk=execution_id, status=RETRYING).update(
+            status=RUNNING
+        )
+        if not claimed:
+            return None
+        RunDetail.objects.filter(execution_id=execution_id).update(
+            attempt=F("attempt") + 1,
+            retry_at=None,
+            started_at=timezone.now(),
+            host=host,
+            pid=pid,
+            scheduler=scheduler,
+        )
+    execution = DjangoJobExecution.objects.select_related("detail").get(pk=execution_id)
+    return Run(execution, time.monotonic(), host, pid, execution.detail.attempt)
+
+
+def give_up_retrying(execution_id: int, because: str) -> None:
+    """End a fire that waits for its next attempt, as failed: its last attempt's error stays."""
+    for execution in DjangoJobExecution.objects.filter(pk=execution_id, status=RETRYING):
+        DjangoJobExecution.objects.filter(pk=execution.pk, status=RETRYING).update(
+            status=FAILED,
+            exception=_short(f"No more attempts ({because}). {execution.exception or ''}".strip()),
+        )
+        RunDetail.objects.filter(execution_id=execution.pk).update(retry_at=None)
 
 
 @dataclass(frozen=True)
@@ -80,25 +120,55 @@ class Ending:
 
     execution_id: int
     changes: dict
-    result: object
+    detail_changes: dict
+    attempt: dict | None  # the RunAttempt row, for a job with retries
 
 
 def finish_run(
-    run: Run, *, status: str, result=None, error_text=None, traceback_text=None
+    run: Run,
+    *,
+    status: str,
+    result=None,
+    error_text=None,
+    traceback_text=None,
+    attempt: tuple[int, int] | None = None,
+    retry_at: datetime | None = None,
 ) -> Ending | None:
-    """Record how a run ended. Returns the ending if the database did not
-    answer, for the caller to keep and write later (`write_ending`)."""
-    duration = time.monotonic() - run.started
+    """Record how a run ended: with `attempt` (number, of how many), as one
+    attempt of its fire; with `retry_at`, the fire waits for its next attempt.
+    Returns the ending if the database did not answer, for the caller to keep
+    and write later (`write_ending`)."""
+    duration = Decimal(f"{time.monotonic() - run.started:.2f}")
+    error_text = _short(error_text) if error_text is not None else None
+    shown_error = error_text
+    if retry_at is not None:
+        number, attempts = attempt
+        shown_error = _short(
+            f"Attempt {number} of {attempts} failed ({error_text}); the next starts at "
+            f"{timezone.localtime(retry_at):%Y-%m-%d %H:%M:%S %Z}."
+        )
     ending = Ending(
         run.execution.pk,
         {
-            "status": status,
-            "duration": Decimal(f"{duration:.2f}"),
+            "status": RETRYING if retry_at is not None else status,
+            "duration": duration,
             "finished": Decimal(f"{time.time():.2f}"),
-            "exception": _short(error_text) if error_text is not None else None,
+            "exception": shown_error,
             "traceback": traceback_text,
         },
-        _as_json(result),
+        {"result": _as_json(result), "retry_at": retry_at},
+        None
+        if attempt is None
+        else {
+            "number": attempt[0],
+            "status": status,
+            "started_at": timezone.now() - timedelta(seconds=float(duration)),
+            "duration": duration,
+            "host": run.host,
+            "pid": run.pid,
+            "error": error_text or "",
+            "traceback": traceback_text or "",
+        },
     )
     try:
         _write(ending)
@@ -129,7 +199,13 @@ def write_ending(ending: Ending) -> bool:
 def _write(ending: Ending) -> None:
     with transaction.atomic():
         DjangoJobExecution.objects.filter(pk=ending.execution_id).update(**ending.changes)
-        RunDetail.objects.filter(execution_id=ending.execution_id).update(result=ending.result)
+        RunDetail.objects.filter(execution_id=ending.execution_id).update(**ending.detail_changes)
+        if ending.attempt is not None:
+            RunAttempt.objects.update_or_create(
+                execution_id=ending.execution_id,
+                number=ending.attempt["number"],
+                defaults=ending.attempt,
+            )
 
 
 def record_missed(job_id: str, scheduled_at: datetime, grace_seconds) -> None:

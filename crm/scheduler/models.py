@@ -58,9 +58,41 @@ class RunDetail(models.Model):
         max_length=200, blank=True, help_text="Lease token of the scheduler that ran it, if any."
     )
     result = models.JSONField(null=True, blank=True, help_text="What the job returned.")
+    attempt = models.PositiveSmallIntegerField(
+        default=1, help_text="Which attempt of the fire runs, or ran last (with retries)."
+    )
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the fire's next attempt starts, while it waits."
+    )
 
     def __str__(self):
         return f"run {self.execution_id} by {self.triggered_by}"
+
+
+class RunAttempt(models.Model):
+    """One attempt of a fire of a job that declares retries; the fire's own
+    history row holds the outcome of the last."""
+
+    execution = models.ForeignKey(
+        "django_apscheduler.DjangoJobExecution", on_delete=models.CASCADE, related_name="attempts"
+    )
+    number = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=50)
+    started_at = models.DateTimeField()
+    duration = models.DecimalField(max_digits=15, decimal_places=2)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["execution", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "number"], name="one_row_per_attempt")
+        ]
+
+    def __str__(self):
+        return f"attempt {self.number} of run {self.execution_id}: {self.status}"
 
 
 class SchedulerCommand(models.Model):

@@ -29,7 +29,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from crm.scheduler import alerts, history, intake, isolation, recovery
+from crm.scheduler import alerts, history, intake, isolation, recovery, retries
 from crm.scheduler.checks import declaration_errors
 from crm.scheduler.connections import drop_connection
 from crm.scheduler.declarations import declared_jobs
@@ -119,6 +119,7 @@ class SchedulerRunner:
             if scheduler is None:
                 return "The scheduler could not start; see logs/django.log."
             self._take_commands()
+            self._start_due_retries()
             if not scheduler.looked.wait(FIRST_PASS_TIMEOUT):
                 logger.warning(
                     "scheduler --once: no pass over the due jobs within %ss", FIRST_PASS_TIMEOUT
@@ -214,6 +215,7 @@ class SchedulerRunner:
                     self._follow_lease(held)
                 if self.scheduler is not None:
                     self._take_commands()
+                    self._start_due_retries()
                     self._recover_after_outage()
                     self.scheduler.wakeup()
                 self._record_unrecorded_runs()
@@ -240,6 +242,15 @@ class SchedulerRunner:
             intake.resume_ended_pauses(self.scheduler)
         except DatabaseError as error:
             logger.warning("scheduler could not read commands: %s", error)
+            drop_connection()
+        finally:
+            close_old_connections()
+
+    def _start_due_retries(self) -> None:
+        try:
+            retries.start_due(self.scheduler)
+        except DatabaseError as error:
+            logger.warning("scheduler could not look for due retries: %s", error)
             drop_connection()
         finally:
             close_old_connections()

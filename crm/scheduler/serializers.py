@@ -47,6 +47,7 @@ def job_state(job: JobState) -> dict:
         **job_listing(job),
         "next_run": job.next_run,
         "running": job.running,
+        "retrying": job.retrying,
         "late": job.late,
         "late_since": job.late_since,
         "failing": job.failing,
@@ -67,4 +68,6 @@ def execution(run) -> dict | None:
         "triggered_by": detail.triggered_by if detail else None,
         "error": run.exception,
         "result": detail.result if detail else None,
+        "attempt": detail.attempt if detail else None,
+        "next_attempt_at": detail.retry_at if detail else None,
     }

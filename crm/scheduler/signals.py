@@ -2,7 +2,8 @@
 what happened, without knowing who listens (crm.scheduler.receivers).
 
 job_started: job_id, scheduled_at
-job_finished: job_id, scheduled_at, status ("succeeded" or "failed"), duration
+job_finished: job_id, scheduled_at, status ("succeeded", "failed", or "retrying":
+failed, and its fire waits for another attempt), duration
 (seconds), exception (None on success), result (the function's return value),
 execution_id (its history row), command_id (the run-now command, or None)
 run_refused: job_id, command_id, error (why it was not run: the lease may

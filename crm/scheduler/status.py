@@ -114,6 +114,11 @@ class JobState:
         return self.last_run is not None and self.last_run.status == history.RUNNING
 
     @property
+    def retrying(self) -> bool:
+        """Its latest fire failed and waits for another attempt."""
+        return self.last_run is not None and self.last_run.status == history.RETRYING
+
+    @property
     def late(self) -> bool:
         return self.late_since is not None
 
@@ -213,7 +218,9 @@ def _stored_jobs(recent_runs: int):
             for name, column in PAUSE_COLUMNS.items()
         },
         "last_run_id": latest(runs),
-        "last_finished_id": latest(runs.exclude(status__in=(history.RUNNING, *NOT_RUN_STATUSES))),
+        "last_finished_id": latest(
+            runs.exclude(status__in=(history.RUNNING, history.RETRYING, *NOT_RUN_STATUSES))
+        ),
     }
     if recent_runs:
         annotations["recent_since"] = latest(runs, "run_time", offset=recent_runs - 1)

@@ -1,6 +1,7 @@
 import os
 import socket
 import time
+from pathlib import Path
 
 
 def record_fire(fire_time):
@@ -59,3 +60,16 @@ def _announce(pid_file, ticket_title) -> None:
     if pid_file is not None:
         with open(pid_file, "w") as out:
             out.write(str(os.getpid()))
+
+
+def fail_times(count_file: str, failures: int, fire_time=None):
+    """Fails its first `failures` calls (counted in `count_file`), then succeeds;
+    logs each call like `record_fire` when E2E_FIRE_LOG is set."""
+    if fire_time is not None and "E2E_FIRE_LOG" in os.environ:
+        record_fire(fire_time)
+    path = Path(count_file)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls <= failures:
+        raise ConnectionError(f"call {calls}: the mail server did not answer")
+    return calls
