@@ -3,7 +3,9 @@
 
 Actions never wait for a job: run now, pause and resume go through
 crm.scheduler.control (to the active scheduler, or to the job store when none
-is active), and the page returns at once with one summary message.
+is active), and the page returns at once with one summary message. So does a
+job's Backfill page: it shows the plan, and on confirm queues the backfill for
+the active scheduler, which runs its fires.
 """
 
 import json
@@ -11,19 +13,24 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.contrib.admin.utils import display_for_value
+from django.contrib.admin.utils import display_for_value, quote, unquote
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.paginators import BoundedCountPaginator
-from crm.scheduler import control, history, serializers, status
+from crm.scheduler import backfill, commands, control, history, serializers, status
 from crm.scheduler.history import detail_of
 
 RECENT_RUNS = 20
+FIRES_SHOWN = 50  # of a backfill's plan
 
 for model in (DjangoJob, DjangoJobExecution):
     if admin.site.is_registered(model):
@@ -59,6 +66,10 @@ def requester(request) -> str:
     return f"admin: {request.user.get_username()}"
 
 
+def local_time(moment) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}"
+
+
 class JobActionForm(ActionForm):
     """The action bar of the jobs page, with what a pause may say."""
 
@@ -68,6 +79,30 @@ class JobActionForm(ActionForm):
         help_text="e.g. 2026-12-24 08:00 (your time zone); empty: until resumed",
     )
     note = forms.CharField(required=False, max_length=500, label="Note")
+
+
+class BackfillForm(forms.Form):
+    start = forms.DateTimeField(
+        label="From", help_text="The range's first fire time, e.g. 2026-11-01 00:00."
+    )
+    end = forms.DateTimeField(
+        label="To", help_text="The range's last fire time (included), e.g. 2026-11-30 23:59."
+    )
+    force = forms.BooleanField(
+        required=False,
+        label="Force",
+        help_text="Also for a job that does not take its fire time (each fire then does "
+        f"the same work), or for more than {backfill.MAX_FIRES:,} fires.",
+    )
+
+
+# How a backfill refusal names this page's inputs (crm.scheduler.backfill).
+BACKFILL_WORDING = backfill.Wording(
+    start="From",
+    end="To",
+    force="tick Force",
+    run_once='Run it once with the action "Run selected jobs now"',
+)
 
 
 class JobChangeList(ChangeList):
@@ -100,6 +135,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     fields = ["id", "schedule", "next_run", "last_run", "recent_runs", "flags", "as_json"]
     readonly_fields = fields
     search_fields = ["id"]
+    change_form_template = "crm/scheduler_job_change_form.html"
 
     def get_changelist(self, request, **kwargs):
         return JobChangeList
@@ -125,6 +161,68 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             states = status.job_states(recent_runs=RECENT_RUNS)
             job.state = next((state for state in states if state.id == job.id), None)
         return job
+
+    def get_urls(self):
+        backfill_page = path(
+            "<path:object_id>/backfill/",
+            self.admin_site.admin_view(self.backfill_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_backfill",
+        )
+        return [backfill_page, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {"can_backfill": self.has_run_permission(request), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def backfill_view(self, request, object_id):
+        """The form; its first submit shows the plan (nothing runs), the
+        confirm button queues the backfill for the active scheduler."""
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        form = BackfillForm(request.POST if request.method == "POST" else None)
+        plan = None
+        if form.is_valid():
+            start, end, force = (form.cleaned_data[name] for name in ("start", "end", "force"))
+            try:
+                if "confirm" in request.POST:
+                    # Queued, never run here: a backfill may take hours.
+                    plan, command = control.request_backfill(
+                        job.id,
+                        start,
+                        end,
+                        requester(request) + " (backfill)",
+                        force=force,
+                        wording=BACKFILL_WORDING,
+                    )
+                    self.message_user(request, backfill_requested(plan, command, start, end))
+                    return redirect(
+                        reverse(
+                            f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                            args=[quote(job.pk)],
+                            current_app=self.admin_site.name,
+                        )
+                    )
+                plan = backfill.plan(job.id, start, end, force=force, wording=BACKFILL_WORDING)
+            except backfill.BackfillRefused as refusal:
+                form.add_error(None, str(refusal))
+        declaration = job.state.declaration if job.state else None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Backfill {job.id}",
+            "subtitle": None,
+            "opts": self.opts,
+            "job": job,
+            "schedule": declaration.describe_schedule() if declaration else "no longer declared",
+            "time_zone": timezone.get_current_timezone_name(),
+            "form": form,
+            "plan": plan,
+            "fires_shown": [local_time(fire) for fire in plan.fires[:FIRES_SHOWN]] if plan else [],
+            "fires_not_shown": max(0, len(plan.fires) - FIRES_SHOWN) if plan else 0,
+        }
+        return TemplateResponse(request, "crm/scheduler_backfill.html", context)
 
     @admin.display(description="Schedule")
     def schedule(self, job):
@@ -230,6 +328,23 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         operations = control.operate(action, job_ids, requester(request), **options)
         summary, level = summarize(action, operations, control.active_scheduler() is not None)
         self.message_user(request, summary, level)
+
+
+def backfill_requested(plan: backfill.Plan, command, start, end) -> str:
+    """The admin's one message once a backfill is confirmed."""
+    span = f"from {local_time(start)} to {local_time(end)}"
+    if command is None:
+        return f"Nothing to backfill: every fire of {plan.job_id} {span} has run already."
+    where = (
+        "the active scheduler runs them one at a time; they show in the job executions as they run"
+        if control.active_scheduler() is not None
+        else "no scheduler is active now; the first to start within "
+        f"{commands.EXPIRY.seconds // 60} minutes runs them"
+    )
+    return (
+        f"Backfill of {plan.job_id} requested: {len(plan.fires):,} fires {span} "
+        f"({plan.already_run:,} of the range already run; {where})."
+    )
 
 
 def pause_words(pause: dict) -> tuple[str, str]:

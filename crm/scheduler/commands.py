@@ -1,4 +1,5 @@
-"""The queue of requests to the scheduler from any process: run now, pause, resume, sync.
+"""The queue of requests to the scheduler from any process: run now, pause, resume,
+sync, backfill.
 
 A process that is not the active one (the admin, the command line) writes a
 SchedulerCommand row; the active scheduler takes it within a second or so and
@@ -25,10 +26,25 @@ EXPIRY = timedelta(minutes=5)
 
 
 def submit(
-    action: str, job_id: str, requested_by: str, *, until=None, note: str = ""
+    action: str,
+    job_id: str,
+    requested_by: str,
+    *,
+    until=None,
+    note: str = "",
+    range_start=None,
+    range_end=None,
+    force: bool = False,
 ) -> SchedulerCommand:
     return SchedulerCommand.objects.create(
-        action=action, job_id=job_id, requested_by=requested_by[:200], until=until, note=note
+        action=action,
+        job_id=job_id,
+        requested_by=requested_by[:200],
+        until=until,
+        note=note,
+        range_start=range_start,
+        range_end=range_end,
+        force=force,
     )
 
 

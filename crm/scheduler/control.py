@@ -4,8 +4,8 @@ One path for every change: `operate` writes one command row per job
 (crm.scheduler.commands), so who did what stays on record. While a scheduler
 is active it carries them out within a second or so; while none is, nobody
 else writes the job store, so pause, resume and sync are carried out here, by
-the same code the active scheduler uses (crm.scheduler.intake). A run is
-always left to the active scheduler (or the first to become active).
+the same code the active scheduler uses (crm.scheduler.intake). A run and a
+backfill are always left to the active scheduler (or the first to become active).
 """
 
 import getpass
@@ -14,10 +14,11 @@ import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from django_apscheduler.models import DjangoJob
 
-from crm.scheduler import commands, execution, intake
+from crm.scheduler import backfill, commands, execution, intake
 from crm.scheduler.checks import declaration_errors
 from crm.scheduler.declarations import BUILTIN_SETTINGS, declared_jobs
 from crm.scheduler.lease import LEASE_NAME, current_holder
@@ -174,6 +175,28 @@ def run_here(job_id: str, requested_by: str):
     """Run the job in this process, now; returns what it returned."""
     _raise_problem(Action.RUN, job_id)
     return execution.run_declared_job(job_id, triggered_by=requested_by)
+
+
+def request_backfill(
+    job_id: str,
+    start: datetime,
+    end: datetime,
+    requested_by: str,
+    *,
+    force: bool = False,
+    wording: backfill.Wording | None = None,
+) -> tuple[backfill.Plan, SchedulerCommand | None]:
+    """Queue a backfill (crm.scheduler.backfill) for the active scheduler, which
+    plans it again as it takes it and runs its fires in a thread of its own.
+    Refused (BackfillRefused) as `backfill.plan` refuses; returns the plan as it
+    is now, and the command (None: nothing to run, nothing queued)."""
+    plan = backfill.plan(job_id, start, end, force=force, wording=wording)
+    if not plan.fires:
+        return plan, None
+    command = commands.submit(
+        Action.BACKFILL, job_id, requested_by, range_start=start, range_end=end, force=force
+    )
+    return plan, command
 
 
 def _problems(action: str, job_ids: list[str]) -> dict[str, ControlError]:

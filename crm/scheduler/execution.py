@@ -315,6 +315,26 @@ class FireTimeThreadExecutor(HookedExecutor):
         self._threads.add(thread)
         thread.start()
 
+    def start_in_context(self, name: str, func, *args) -> None:
+        """Call `func(*args)` in a daemon thread of its own, in this executor's
+        RunContext, as a run is (a backfill's runs one after the other): the
+        scheduler waits for it as it stops, like for a run."""
+
+        def task():
+            try:
+                func(*args)
+            finally:
+                self._threads.discard(threading.current_thread())
+                drop_connection()  # this thread's own; it ends here
+
+        thread = threading.Thread(target=self.context.call, args=(task,), name=name, daemon=True)
+        self._threads.add(thread)
+        thread.start()
+
+    def has_running_jobs(self) -> bool:
+        """Whether a run or a task started here is still going."""
+        return super().has_running_jobs() or bool(self._threads)
+
     def shutdown(self, wait=True):
         if wait:
             for thread in list(self._threads):

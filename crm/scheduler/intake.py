@@ -1,14 +1,16 @@
 """Carrying out queued commands (crm.scheduler.commands) on a scheduler: the
 active one each second or so, or, while none is active, the process that
-asked (on a scheduler that only reads and writes the store)."""
+asked (on a scheduler that only reads and writes the store). A run and a
+backfill are carried out only by the active scheduler, in threads of their own."""
 
 import logging
 from datetime import timedelta
 
 from django.utils import timezone
 
-from crm.scheduler import commands, history
+from crm.scheduler import backfill, commands, history
 from crm.scheduler.declarations import declared_jobs
+from crm.scheduler.execution import FireTimeThreadExecutor
 from crm.scheduler.models import JobPause, SchedulerCommand
 from crm.scheduler.sync import sync_jobs
 
@@ -26,8 +28,8 @@ def apply_pending(scheduler) -> int:
 
 
 def apply(scheduler, command: SchedulerCommand) -> None:
-    """Carry out a command this process has claimed, and settle it (a run
-    settles it as it ends)."""
+    """Carry out a command this process has claimed, and settle it (a run or a
+    backfill settles it as it ends)."""
     try:
         _apply(scheduler, command)
     except Exception as error:
@@ -63,6 +65,8 @@ def _apply(scheduler, command: SchedulerCommand) -> None:
         _skip_next_fire(job, command)
     elif command.action == Action.RUN:
         _submit_run(scheduler, job, command)
+    elif command.action == Action.BACKFILL:
+        _start_backfill(scheduler, command)
     else:
         commands.settle(command.pk, False, f"Unknown action {command.action!r}.")
 
@@ -72,6 +76,33 @@ def _submit_run(scheduler, job, command: SchedulerCommand) -> None:
     kwargs = {"triggered_by": command.requested_by, "command_id": command.pk}
     if not scheduler.submit_once(job, timezone.now(), **kwargs):
         commands.settle(command.pk, False, f"Not run: {job.id} is running already.")
+
+
+def _start_backfill(scheduler, command: SchedulerCommand) -> None:
+    """Plan and run the backfill in a thread of its own, in the scheduler's
+    RunContext: its fires may take hours, and the lease keeper's loop takes
+    the commands."""
+    executor = scheduler.lookup_executor("default")
+    if not isinstance(executor, FireTimeThreadExecutor):  # a scheduler that runs nothing
+        commands.settle(command.pk, False, "Not run: only the active scheduler runs a backfill.")
+        return
+    executor.start_in_context(f"backfill {command.job_id}", _backfill, command)
+
+
+def _backfill(command: SchedulerCommand) -> None:
+    try:
+        plan = backfill.plan(
+            command.job_id, command.range_start, command.range_end, force=command.force
+        )
+        outcomes = backfill.run(plan, command.requested_by)
+    except backfill.BackfillRefused as refusal:
+        commands.settle(command.pk, False, f"Not run: {refusal}")
+    except Exception as error:
+        logger.exception("scheduler could not carry out %s", command)
+        commands.settle(command.pk, False, f"{type(error).__name__}: {error}")
+    else:
+        ok = backfill.all_succeeded(outcomes)
+        commands.settle(command.pk, ok, backfill.summary(plan, outcomes))
 
 
 def _skip_next_fire(job, command: SchedulerCommand) -> None:

@@ -105,6 +105,7 @@ class SchedulerCommand(models.Model):
         RESUME = "resume", "Resume"
         SKIP = "skip", "Skip the next fire"
         SYNC = "sync", "Sync declarations"
+        BACKFILL = "backfill", "Backfill"
 
     action = models.CharField(max_length=10, choices=Action.choices)
     job_id = models.CharField(max_length=255, blank=True)
@@ -116,6 +117,17 @@ class SchedulerCommand(models.Model):
     outcome = models.TextField(blank=True)
     until = models.DateTimeField(null=True, blank=True, help_text="A pause's end, if any.")
     note = models.CharField(max_length=500, blank=True, help_text="Why, for a pause.")
+    range_start = models.DateTimeField(
+        null=True, blank=True, help_text="A backfill's first fire time."
+    )
+    range_end = models.DateTimeField(
+        null=True, blank=True, help_text="A backfill's last fire time."
+    )
+    force = models.BooleanField(
+        default=False,
+        help_text="A backfill also of a job that does not take its fire time, or of "
+        "more than 10,000 fires.",
+    )
     execution = models.ForeignKey(
         "django_apscheduler.DjangoJobExecution",
         null=True,
