@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0010_pause_until_and_skip'),
+        ('crm', '0011_backfill_command'),
         ('django_apscheduler', '0009_djangojobexecution_unique_job_executions'),
     ]
 
