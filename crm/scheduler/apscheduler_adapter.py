@@ -88,6 +88,20 @@ class HookedExecutor(BaseExecutor):
         `run_and_report(job, run_times)`. Called under the executor's lock
         once `max_instances` was checked."""
 
+    def runs_elsewhere(self, job: Job) -> int:
+        """How many runs of `job` go on outside this executor, counted against
+        its max_instances with the runs going on here. Override."""
+        return 0
+
+    def submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        # BaseExecutor.submit_job, with runs elsewhere counted: it has no hook
+        # for the check, and its lock and per-job count have no public names.
+        with self._lock:
+            if self._instances[job.id] + self.runs_elsewhere(job) >= job.max_instances:
+                raise MaxInstancesReachedError(job)
+            self._do_submit_job(job, run_times)
+            self._instances[job.id] += 1
+
     def run_and_report(self, job: Job, run_times: list[datetime]) -> None:
         """Run the job here and now, as APScheduler's own executors do: then
         count the instance as finished and dispatch the run's events (or log

@@ -22,6 +22,7 @@ from crm.scheduler.declarations import (
     declared_jobs,
     exception_class,
 )
+from crm.scheduler.overlap import ALLOW, POLICIES
 
 DECLARATION_FIELDS = {f.name for f in fields(JobDeclaration)}
 # Letters, digits and _ - . only: the product keeps keys with ':' (such as
@@ -210,7 +211,7 @@ def _trigger_errors(declaration) -> list[Error]:
                 )
             )
     errors += _jitter_errors(declaration) + _timeout_errors(declaration)
-    errors += _retry_errors(declaration)
+    errors += _retry_errors(declaration) + _overlap_errors(declaration)
     if not _positive_number(declaration.misfire_grace_seconds):
         errors.append(
             _error(
@@ -327,6 +328,24 @@ def _retry_on_errors(declaration) -> list[Error]:
             problem = f"names {quoted(name)}, which is not an exception class"
             errors.append(_error("E018", declaration.id, "retry_on", problem, fix))
     return errors
+
+
+def _overlap_errors(declaration) -> list[Error]:
+    policy, limit = declaration.overlap, declaration.max_concurrent
+    if policy not in POLICIES:
+        fix = f"Use one of {', '.join(POLICIES)} (skip is the default)."
+        return [_error("E019", declaration.id, "overlap", f"is {quoted(policy)}", fix)]
+    if policy != ALLOW:
+        if limit is None:
+            return []
+        problem = f"is {quoted(limit)}, but overlap is {quoted(policy)}"
+        fix = 'Set overlap="allow" to let runs go on side by side, or leave max_concurrent out.'
+        return [_error("E020", declaration.id, "max_concurrent", problem, fix)]
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 2:
+        problem = f"is {quoted(limit)}" if limit is not None else 'is missing with overlap="allow"'
+        fix = "Give the most runs that may go on at once: a whole number, 2 or more."
+        return [_error("E020", declaration.id, "max_concurrent", problem, fix)]
+    return []
 
 
 def _positive_number(value) -> bool:

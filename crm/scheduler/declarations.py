@@ -44,6 +44,11 @@ class JobDeclaration:
     retry_backoff_max_seconds: float = 3600
     # Dotted names of the exception classes worth a retry; empty: any failure.
     retry_on: tuple[str, ...] = ()
+    # A fire due while a run is still going: "skip" it, "queue" one run for
+    # right after (later fires are coalesced into it), or "allow" it to run
+    # beside, up to max_concurrent runs at once (crm.scheduler.overlap).
+    overlap: str = "skip"
+    max_concurrent: int | None = None
 
     @property
     def zone(self) -> str:
@@ -97,6 +102,11 @@ class JobDeclaration:
     @property
     def isolated(self) -> bool:
         return self.timeout_seconds is not None
+
+    @property
+    def max_instances(self) -> int:
+        """How many runs of it may go on at once, in all processes together."""
+        return self.max_concurrent if self.overlap == "allow" and self.max_concurrent else 1
 
     @property
     def misfire_grace(self) -> timedelta:

@@ -32,6 +32,7 @@ from crm.scheduler.connections import (
 )
 from crm.scheduler.declarations import JobDeclaration, declared_job
 from crm.scheduler.history import BY_SCHEDULE
+from crm.scheduler.overlap import QUEUE
 from crm.scheduler.signals import job_finished, job_started, run_refused
 from crm.scheduler.tracking import RunsInProcess
 
@@ -48,6 +49,10 @@ def _always() -> bool:
 
 def _ignore(fire_time: datetime) -> None:
     pass
+
+
+def _none_elsewhere(job_id: str) -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class RunContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # The processes of isolated runs (jobs with a timeout), for the scheduler to end.
     children: isolation.ChildRuns = field(default_factory=isolation.ChildRuns)
+    # How many runs of a job go on in other processes (crm.scheduler.overlap).
+    running_elsewhere: Callable[[str], int] = _none_elsewhere
 
     def call(self, func, *args, **kwargs):
         """Call `func` as a run in this context (in a copy of the caller's)."""
@@ -97,13 +104,14 @@ def run_declared_job(
     job_id: str,
     triggered_by: str = BY_SCHEDULE,
     command_id: int | None = None,
-    retry_of: int | None = None,
+    waiting: int | None = None,
 ):
     """Run a declared job once and record the run. Returns what the job returned;
     raises what it raised (after recording it). A fire that already has a
     history row is not run again, nor anything once this process may have
-    lost the lease (both return None). `retry_of`: the history row of a fire
-    that waits for its next attempt (crm.scheduler.retries), run as that attempt."""
+    lost the lease (both return None). `waiting`: the history row of a fire
+    that waits, for its next attempt (crm.scheduler.retries) or for the run
+    before it to end (crm.scheduler.overlap), run now."""
     context = current_context()
     if not context.may_run():
         # Expected when a scheduler stops or loses its lease as a fire falls
@@ -118,16 +126,18 @@ def run_declared_job(
         _refuse(job_id, command_id, missing)
         raise missing
     scheduled_at = scheduled_fire_time.get() or timezone.now()
-    if retry_of is not None:
-        run = reconnecting(history.claim_retry)(
-            retry_of, host=context.host, pid=context.pid, scheduler=context.scheduler
+    if waiting is not None:
+        run = reconnecting(history.claim_waiting)(
+            waiting, host=context.host, pid=context.pid, scheduler=context.scheduler
         )
     elif triggered_by == BY_SCHEDULE and not _waited_out_jitter(context, declaration, scheduled_at):
         return None
     else:
-        run = _start(context, job_id, scheduled_at, triggered_by)
+        run = _queued_instead(context, declaration, scheduled_at, triggered_by)
+        run = run or _start(context, job_id, scheduled_at, triggered_by)
     if run is None:
         return None
+    scheduled_at = run.execution.run_time
     try:
         return _call(context, declaration, run, scheduled_at, command_id)
     finally:
@@ -162,6 +172,16 @@ def _waited_out_jitter(context: RunContext, declaration: JobDeclaration, fire) -
         )
         return False
     return True
+
+
+def _queued_instead(context: RunContext, declaration: JobDeclaration, fire, triggered_by):
+    """With overlap "queue", a fire that finds an earlier one queued runs that
+    one, into which it is coalesced: the queue keeps the order of the fires."""
+    if triggered_by != BY_SCHEDULE or declaration.overlap != QUEUE:
+        return None
+    return reconnecting(history.run_queued_instead)(
+        declaration.id, fire, host=context.host, pid=context.pid, scheduler=context.scheduler
+    )
 
 
 def _refuse(job_id: str, command_id: int | None, error: Exception) -> None:
@@ -334,6 +354,9 @@ class FireTimeThreadExecutor(HookedExecutor):
     def has_running_jobs(self) -> bool:
         """Whether a run or a task started here is still going."""
         return super().has_running_jobs() or bool(self._threads)
+
+    def runs_elsewhere(self, job) -> int:
+        return self.context.running_elsewhere(job.id)
 
     def shutdown(self, wait=True):
         if wait:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.scheduler.connections import drop_connection
+from crm.scheduler.lease import DatabaseNow, database_now_plus
 from crm.scheduler.models import RunAttempt, RunDetail
 
 logger = logging.getLogger("crm.scheduler")
@@ -33,6 +34,8 @@ SKIPPED = DjangoJobExecution.MAX_INSTANCES
 INTERRUPTED = "Interrupted"
 TIMED_OUT = "Timed out"
 RETRYING = "Retrying"  # failed, and waits for its next attempt (crm.scheduler.retries)
+QUEUED = "Queued"  # due while a run went on; runs once it ends (crm.scheduler.overlap)
+WAITING = (RETRYING, QUEUED)
 BY_SCHEDULE = "schedule"
 EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
 
@@ -73,6 +76,7 @@ def start_run(
                 host=host,
                 pid=pid,
                 scheduler=scheduler,
+                heartbeat_at=DatabaseNow(),
             )
     except IntegrityError:
         return None
@@ -83,25 +87,78 @@ def start_run(
     return Run(execution, time.monotonic(), host, pid)
 
 
-def claim_retry(execution_id: int, *, host: str, pid: int, scheduler: str) -> Run | None:
-    """Take a fire that waits for its next attempt, to run it here; None if
-    another process took it, or it stopped waiting."""
+def claim_waiting(execution_id: int, *, host: str, pid: int, scheduler: str) -> Run | None:
+    """Take a fire that waits (for its next attempt, or for the run before it
+    to end), to run it here; None if another process took it, or it stopped
+    waiting."""
     with transaction.atomic():
-        claimed = DjangoJobExecution.objects.filter(pk=execution_id, status=RETRYING).update(
-            status=RUNNING
-        )
-        if not claimed:
+        waiting = DjangoJobExecution.objects.filter(pk=execution_id, status__in=WAITING).first()
+        if waiting is None:
             return None
-        RunDetail.objects.filter(execution_id=execution_id).update(
-            attempt=F("attempt") + 1,
-            retry_at=None,
-            started_at=timezone.now(),
-            host=host,
-            pid=pid,
-            scheduler=scheduler,
-        )
+        claimed = DjangoJobExecution.objects.filter(pk=execution_id, status=waiting.status)
+        if not claimed.update(status=RUNNING):
+            return None
+        who = {"host": host, "pid": pid, "scheduler": scheduler, "heartbeat_at": DatabaseNow()}
+        if waiting.status == RETRYING:
+            RunDetail.objects.filter(execution_id=execution_id).update(
+                attempt=F("attempt") + 1, retry_at=None, started_at=timezone.now(), **who
+            )
+        else:
+            RunDetail.objects.create(
+                execution_id=execution_id,
+                triggered_by=BY_SCHEDULE,
+                started_at=timezone.now(),
+                **who,
+            )
     execution = DjangoJobExecution.objects.select_related("detail").get(pk=execution_id)
     return Run(execution, time.monotonic(), host, pid, execution.detail.attempt)
+
+
+def run_queued_instead(job_id: str, scheduled_at: datetime, **who) -> Run | None:
+    """Claim the job's earliest fire queued before `scheduled_at` (see
+    `claim_waiting`, `who`) and record `scheduled_at` as coalesced into it;
+    None if there is none, or another process took it."""
+    queued = (
+        DjangoJobExecution.objects.filter(job_id=job_id, status=QUEUED, run_time__lt=scheduled_at)
+        .order_by("run_time")
+        .first()
+    )
+    run = queued and claim_waiting(queued.pk, **who)
+    if run:
+        _coalesced(job_id, scheduled_at, queued.run_time)
+    return run or None
+
+
+def _coalesced(job_id: str, scheduled_at: datetime, into: datetime) -> None:
+    message = f"Skipped: coalesced into the queued fire of {into.isoformat()}."
+    _record_not_run(job_id, scheduled_at, SKIPPED, message)
+
+
+def queue_fire(job_id: str, scheduled_at: datetime) -> None:
+    """A fire due while the job's runs were going on, to run once one ends:
+    queued, unless a fire is queued already, into which it is coalesced."""
+    queued = DjangoJobExecution.objects.filter(job_id=job_id, status=QUEUED).first()
+    if queued is None:
+        _record_not_run(job_id, scheduled_at, QUEUED, "Queued: the previous run was still going.")
+    else:
+        _coalesced(job_id, scheduled_at, queued.run_time)
+
+
+def beat(execution_ids) -> None:
+    """Say that these runs are still going in this process."""
+    RunDetail.objects.filter(execution_id__in=execution_ids).update(heartbeat_at=DatabaseNow())
+
+
+def running_elsewhere(job_id: str, *, host: str, pid: int, live_within: timedelta) -> int:
+    """Runs of the job that a scheduler in another process started and that its
+    process said within `live_within` are still going."""
+    return (
+        DjangoJobExecution.objects.filter(job_id=job_id, status=RUNNING)
+        .exclude(detail__scheduler="")
+        .exclude(detail__host=host, detail__pid=pid)
+        .filter(detail__heartbeat_at__gte=database_now_plus(-live_within))
+        .count()
+    )
 
 
 def give_up_retrying(execution_id: int, because: str) -> None:
@@ -247,21 +304,43 @@ def forget_missed(job_id: str, scheduled_at: datetime) -> None:
     DjangoJobExecution.objects.filter(job_id=job_id, run_time=scheduled_at, status=MISSED).delete()
 
 
-def mark_interrupted_runs(previous_holder: str, still_going: frozenset[int] = frozenset()) -> int:
-    """Runs still marked as running when a scheduler becomes active were cut
-    short: only the lease holder runs scheduled jobs, and the previous one is
-    gone. Left alone: `still_going`, the runs this process itself is running
-    or has yet to record the end of (it may take the lease again after an
-    outage), and runs started by hand in another process (`scheduler run --here`)."""
+def mark_interrupted_runs(
+    previous_holder: str = "",
+    still_going: frozenset[int] = frozenset(),
+    live_within: timedelta | None = None,
+) -> int:
+    """Runs still marked as running whose process is gone were cut short.
+    Left alone: `still_going`, the runs this process itself is running or has
+    yet to record the end of (it may take the lease again after an outage),
+    runs started by hand in another process (`scheduler run --here`), and,
+    given `live_within`, runs whose process said within it that they go on (it
+    lost the lease but lives)."""
     stale = (
         DjangoJobExecution.objects.filter(status=RUNNING)
         .exclude(detail__scheduler="")
         .exclude(pk__in=still_going)
     )
-    return stale.update(
+    if live_within is not None:
+        stale = stale.exclude(detail__heartbeat_at__gte=database_now_plus(-live_within))
+    by_process = {}
+    for pk, host, pid in stale.values_list("pk", "detail__host", "detail__pid"):
+        by_process.setdefault((host, pid), []).append(pk)
+    marked = 0
+    for (host, pid), pks in by_process.items():
+        who = f"host {host}, pid {pid}" if host else previous_holder or "unknown"
+        marked += DjangoJobExecution.objects.filter(pk__in=pks, status=RUNNING).update(
+            status=INTERRUPTED,
+            exception=_short(f"Interrupted: the process running it stopped ({who})."),
+        )
+    return marked
+
+
+def mark_own_runs_interrupted(execution_ids, holder) -> int:
+    """Runs this process leaves behind as it stops: they end with it."""
+    return DjangoJobExecution.objects.filter(pk__in=execution_ids, status=RUNNING).update(
         status=INTERRUPTED,
         exception=_short(
-            f"Interrupted: the process running it stopped ({previous_holder or 'unknown'})."
+            f"Interrupted: its process stopped (host {holder.host}, pid {holder.pid}) while it ran."
         ),
     )
 

@@ -11,6 +11,7 @@ from crm.scheduler import history
 from crm.scheduler.apscheduler_adapter import HookedDjangoJobStore
 from crm.scheduler.connections import close_stale_connection, drop_connection, reconnecting
 from crm.scheduler.declarations import declared_job, declared_jobs
+from crm.scheduler.overlap import QUEUE
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -100,8 +101,12 @@ def _record_fire_not_run(event) -> None:
             grace = event.job_id and _grace_of(event.job_id)
             history.record_missed(event.job_id, event.scheduled_run_time, grace)
         else:
+            declaration = declared_job(event.job_id)
             for fire_time in event.scheduled_run_times:
-                history.record_skipped(event.job_id, fire_time)
+                if declaration is not None and declaration.overlap == QUEUE:
+                    history.queue_fire(event.job_id, fire_time)
+                else:
+                    history.record_skipped(event.job_id, fire_time)
     except DatabaseError as error:
         drop_connection()
         logger.warning(

@@ -64,6 +64,11 @@ class RunDetail(models.Model):
     retry_at = models.DateTimeField(
         null=True, blank=True, help_text="When the fire's next attempt starts, while it waits."
     )
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Database time when the process running it last said it still does.",
+    )
 
     def __str__(self):
         return f"run {self.execution_id} by {self.triggered_by}"

@@ -87,8 +87,6 @@ def start_due(scheduler) -> int:
             history.give_up_retrying(execution.pk, "the job's next fire was due first")
             continue
         job = scheduler.get_job(execution.job_id)
-        if job is not None and scheduler.submit_once(
-            job, execution.run_time, retry_of=execution.pk
-        ):
+        if job is not None and scheduler.submit_once(job, execution.run_time, waiting=execution.pk):
             started += 1
     return started

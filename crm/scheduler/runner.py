@@ -29,7 +29,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from crm.scheduler import alerts, history, intake, isolation, recovery, retries
+from crm.scheduler import alerts, history, intake, isolation, overlap, recovery, retries
 from crm.scheduler.checks import declaration_errors
 from crm.scheduler.connections import drop_connection
 from crm.scheduler.declarations import declared_jobs
@@ -74,6 +74,7 @@ class SchedulerRunner:
         self._next_alert_check = 0.0
         self._alert_check = None
         self._skew_logged = False
+        self._next_beat = 0.0
 
     @property
     def active(self) -> bool:
@@ -119,7 +120,7 @@ class SchedulerRunner:
             if scheduler is None:
                 return "The scheduler could not start; see logs/django.log."
             self._take_commands()
-            self._start_due_retries()
+            self._start_waiting_fires()
             if not scheduler.looked.wait(FIRST_PASS_TIMEOUT):
                 logger.warning(
                     "scheduler --once: no pass over the due jobs within %ss", FIRST_PASS_TIMEOUT
@@ -215,10 +216,11 @@ class SchedulerRunner:
                     self._follow_lease(held)
                 if self.scheduler is not None:
                     self._take_commands()
-                    self._start_due_retries()
+                    self._start_waiting_fires()
                     self._recover_after_outage()
                     self.scheduler.wakeup()
                 self._record_unrecorded_runs()
+                self._beat_now_and_then()
                 self._check_alerts_now_and_then()
                 pause = max(0.0, next_attempt - time.monotonic())
                 self._nudge.wait(min(pause, self.store_poll) if self.active else pause)
@@ -226,6 +228,7 @@ class SchedulerRunner:
         finally:
             self._deactivate()
             self._record_unrecorded_runs()
+            self._abandon_own_runs()
             self._release()
             connection.close()  # this thread's own; it ends here
 
@@ -246,12 +249,52 @@ class SchedulerRunner:
         finally:
             close_old_connections()
 
-    def _start_due_retries(self) -> None:
+    def _start_waiting_fires(self) -> None:
         try:
             retries.start_due(self.scheduler)
+            overlap.start_queued(self.scheduler)
         except DatabaseError as error:
-            logger.warning("scheduler could not look for due retries: %s", error)
+            logger.warning("scheduler could not look for fires waiting to run: %s", error)
             drop_connection()
+        finally:
+            close_old_connections()
+
+    def _beat_now_and_then(self) -> None:
+        """Say which runs go on here, so that a scheduler in another process
+        counts them as running (and does not mark them interrupted); the active
+        one also marks the runs of processes that stopped saying so."""
+        if time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + self.renew_every
+        try:
+            going = self.runs.going()
+            if going:
+                history.beat(going)
+            if self.active:
+                self._mark_interrupted_runs()
+        except DatabaseError:
+            drop_connection()
+        finally:
+            close_old_connections()
+
+    def _mark_interrupted_runs(self) -> None:
+        interrupted = history.mark_interrupted_runs(
+            self.lease.previous_holder,
+            still_going=self.runs.in_progress(),
+            live_within=self.lease_duration,
+        )
+        if interrupted:
+            logger.warning("scheduler marked %d unfinished run(s) as interrupted", interrupted)
+
+    def _abandon_own_runs(self) -> None:
+        """On the way out: the runs still going here end with the process."""
+        going = self.runs.going()
+        if not going:
+            return
+        try:
+            history.mark_own_runs_interrupted(going, self.lease.holder)
+        except DatabaseError:
+            drop_connection()  # the next active scheduler marks them
         finally:
             close_old_connections()
 
@@ -326,7 +369,18 @@ class SchedulerRunner:
             not_started=self.outages.note,
             stopping=self._stopping,
             children=self.children,
+            running_elsewhere=self._running_elsewhere,
         )
+
+    def _running_elsewhere(self, job_id: str) -> int:
+        holder = self.lease.holder
+        try:
+            return history.running_elsewhere(
+                job_id, host=holder.host, pid=holder.pid, live_within=self.lease_duration
+            )
+        except DatabaseError:
+            drop_connection()
+            return 0  # the run's own start then meets the outage (crm.scheduler.recovery)
 
     def _activate(self, mode: Mode = Mode.CONTINUOUS) -> None:
         scheduler = build_scheduler(
@@ -336,11 +390,7 @@ class SchedulerRunner:
             on_outage=self.outages.note,
         )
         try:
-            interrupted = history.mark_interrupted_runs(
-                self.lease.previous_holder, still_going=self.runs.in_progress()
-            )
-            if interrupted:
-                logger.warning("scheduler marked %d unfinished run(s) as interrupted", interrupted)
+            self._mark_interrupted_runs()
             scheduler.start(paused=True)
             report = sync_jobs(scheduler, declared_jobs())
             if self.lease.previous_heartbeat is not None:

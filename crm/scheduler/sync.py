@@ -33,7 +33,7 @@ def job_options(declaration: JobDeclaration) -> dict:
         "name": declaration.description or declaration.id,
         "misfire_grace_time": declaration.misfire_grace_seconds,
         "coalesce": True,
-        "max_instances": 1,
+        "max_instances": declaration.max_instances,
     }
 
 

@@ -31,6 +31,11 @@ class RunsInProcess:
             if unrecorded is not None:
                 self._unrecorded.append(unrecorded)
 
+    def going(self) -> frozenset[int]:
+        """History rows of the runs going on here."""
+        with self._lock:
+            return frozenset(self._going)
+
     def in_progress(self) -> frozenset[int]:
         """History rows of the runs going on here, or whose end is yet to be written."""
         with self._lock:

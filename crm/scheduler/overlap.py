@@ -1,0 +1,38 @@
+"""What happens to a fire due while a run of its job is still going, in this
+process or in another (one that lost the lease and still runs it, saying so
+with its heartbeat): the job's `overlap` policy.
+
+* skip: the fire is recorded skipped (`Skipped!`), the default;
+* queue: the fire waits as `Queued` in the history and runs as soon as no run
+  of the job is going, in whichever scheduler is active then; fires due
+  meanwhile are coalesced into it (recorded skipped, naming it);
+* allow: the fire runs beside the others, up to `max_concurrent` at once.
+
+APScheduler's max_instances (the declaration's `max_instances`) counts the runs,
+with those going elsewhere (crm.scheduler.execution.FireTimeThreadExecutor).
+"""
+
+from django_apscheduler.models import DjangoJobExecution
+
+from crm.scheduler import history
+from crm.scheduler.models import DisabledJob, JobPause
+
+SKIP, QUEUE, ALLOW = "skip", "queue", "allow"
+POLICIES = (SKIP, QUEUE, ALLOW)
+
+
+def start_queued(scheduler) -> int:
+    """Hand each queued fire whose job has no run going to `scheduler` (the
+    active one); returns how many were handed on. Fires of paused jobs wait."""
+    queued = (
+        DjangoJobExecution.objects.filter(status=history.QUEUED)
+        .exclude(job_id__in=JobPause.objects.values("job_id"))
+        .exclude(job_id__in=DisabledJob.objects.values("job_id"))
+        .order_by("run_time")
+    )
+    started = 0
+    for execution in queued:
+        job = scheduler.get_job(execution.job_id)
+        if job is not None and scheduler.submit_once(job, execution.run_time, waiting=execution.pk):
+            started += 1
+    return started
