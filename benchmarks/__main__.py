@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ["auto_close", "pruning", "dispatch", "startup", "latency", "failover"]
+BENCHMARKS = ["auto_close", "pruning", "dispatch", "startup", "latency", "failover", "isolation"]
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
