@@ -28,6 +28,7 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from crm.paginators import BoundedCountPaginator
 from crm.scheduler import backfill, commands, control, history, serializers, status
 from crm.scheduler.history import detail_of
+from crm.scheduler.models import RunAttempt
 
 RECENT_RUNS = 20
 FIRES_SHOWN = 50  # of a backfill's plan
@@ -40,6 +41,8 @@ STATUS_COLOURS = {
     history.FAILED: "#c62828",
     history.INTERRUPTED: "#c62828",
     history.TIMED_OUT: "#c62828",
+    history.RETRYING: "#ef6c00",
+    history.QUEUED: "#757575",
     history.RUNNING: "#1565c0",
     history.MISSED: "#ef6c00",
     history.SKIPPED: "#757575",
@@ -132,7 +135,16 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["run_now", "pause", "resume", "skip"]
     action_form = JobActionForm
-    fields = ["id", "schedule", "next_run", "last_run", "recent_runs", "flags", "as_json"]
+    fields = [
+        "id",
+        "schedule",
+        "run_policy",
+        "next_run",
+        "last_run",
+        "recent_runs",
+        "flags",
+        "as_json",
+    ]
     readonly_fields = fields
     search_fields = ["id"]
     change_form_template = "crm/scheduler_job_change_form.html"
@@ -233,6 +245,11 @@ class ScheduledJobAdmin(admin.ModelAdmin):
             "{}<br><code>{}</code>", declaration.describe_schedule(), declaration.schedule
         )
 
+    @admin.display(description="Runs")
+    def run_policy(self, job):
+        declaration = job.state.declaration if job.state else None
+        return declaration.describe_policy() if declaration else None
+
     @admin.display(description="Next run", ordering="next_run_time")
     def next_run(self, job):
         if job.next_run_time is None:
@@ -280,6 +297,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         words = [("late", "#ef6c00")] if data["late"] else []
         words += [("failing", "#c62828")] if data["failing"] else []
         words += [("running", "#1565c0")] if data["running"] else []
+        words += [("retrying", "#ef6c00")] if data["retrying"] else []
         words += [("done", "#2e7d32")] if data["done"] else []
         shown = format_html_join(" ", "{}", ((badge(*word),) for word in words))
         if data["pause"] is not None:
@@ -429,6 +447,8 @@ class StatusFilter(admin.SimpleListFilter):
             history.RUNNING,
             history.INTERRUPTED,
             history.TIMED_OUT,
+            history.RETRYING,
+            history.QUEUED,
             history.MISSED,
             history.SKIPPED,
         ]
@@ -438,8 +458,25 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.filter(status=self.value()) if self.value() else queryset
 
 
+class AttemptInline(admin.TabularInline):
+    """The attempts of a fire of a job with retries: who ran each, how it ended."""
+
+    model = RunAttempt
+    fields = ["number", "status", "started_at", "duration", "host", "pid", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(DjangoJobExecution)
 class JobExecutionAdmin(admin.ModelAdmin):
+    inlines = [AttemptInline]
     list_display = [
         "job",
         "status_badge",

@@ -108,6 +108,32 @@ class JobDeclaration:
         """How many runs of it may go on at once, in all processes together."""
         return self.max_concurrent if self.overlap == "allow" and self.max_concurrent else 1
 
+    def describe_policy(self) -> str:
+        """Where and how it runs, in words, e.g. "In a process of its own, killed
+        after 30 s; 3 retries, 10 s apart at first, doubling to at most 1 hour;
+        overlapping fires queued"."""
+        parts = [
+            f"in a process of its own, killed after {_duration_words(self.timeout_seconds)}"
+            if self.isolated
+            else "in a thread, no timeout"
+        ]
+        if self.retries:
+            on = f" on {', '.join(self.retry_on)}" if self.retry_on else ""
+            parts.append(
+                f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}{on}, "
+                f"{_duration_words(self.retry_backoff_seconds)} apart at first, doubling "
+                f"to at most {_duration_words(self.retry_backoff_max_seconds)}"
+            )
+        parts.append(
+            {
+                "skip": "a fire due while it runs is skipped",
+                "queue": "a fire due while it runs is queued (later ones coalesced)",
+                "allow": f"up to {self.max_concurrent} runs at once",
+            }.get(self.overlap, f"overlap {self.overlap!r}")
+        )
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:]
+
     @property
     def misfire_grace(self) -> timedelta:
         return timedelta(seconds=self.misfire_grace_seconds)

@@ -30,8 +30,32 @@ def job_listing(job: JobState) -> dict:
         "description": declaration.description if declaration else None,
         "misfire_grace_seconds": declaration.misfire_grace_seconds if declaration else None,
         "jitter_seconds": declaration.jitter_seconds if declaration else None,
+        **policy(declaration),
         "enabled": declaration.enabled if declaration else None,
         "pause": pause(job.pause),
+    }
+
+
+POLICY_FIELDS = (
+    "timeout_seconds",
+    "retries",
+    "retry_backoff_seconds",
+    "retry_backoff_max_seconds",
+    "retry_on",
+    "overlap",
+    "max_concurrent",
+)
+
+
+def policy(declaration) -> dict:
+    """How a job runs: where (`runs_in`), its timeout, retries and overlap."""
+    if declaration is None:
+        return {"runs_in": None, "policy_in_words": None, **dict.fromkeys(POLICY_FIELDS)}
+    return {
+        "runs_in": "process" if declaration.isolated else "thread",
+        "policy_in_words": declaration.describe_policy(),
+        **{name: getattr(declaration, name) for name in POLICY_FIELDS},
+        "retry_on": list(declaration.retry_on),
     }
 
 

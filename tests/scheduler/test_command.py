@@ -174,9 +174,13 @@ def test_list_shows_each_job_with_its_schedule_as_written_and_in_words():
 
     lines = run("list").splitlines()
 
-    assert "heartbeat  every 60 s  (Every 1 minute)  [enabled]" in lines[2]
-    assert lines[3].startswith("report  0 6 * * 1-5  (At 06:00 on Monday to Friday, UTC)")
-    assert "[paused]" in lines[3]
+    jobs = [line for line in lines if not line.startswith(" ")]
+    assert "heartbeat  every 60 s  (Every 1 minute)  [enabled]" in jobs[2]
+    assert jobs[3].startswith("report  0 6 * * 1-5  (At 06:00 on Monday to Friday, UTC)")
+    assert "[paused]" in jobs[3]
+    # Under each job, how it runs.
+    policy = lines[lines.index(jobs[2]) + 1]
+    assert policy == "    In a thread, no timeout; a fire due while it runs is skipped"
 
 
 def test_list_json_is_for_scripts():

@@ -2,12 +2,15 @@
 skip, queue one run for right after, or allow up to `max_concurrent` at once —
 counting runs that go on in another process that still says so."""
 
+import json
 import threading
 import time
 from datetime import timedelta
+from io import StringIO
 from itertools import combinations, pairwise
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from django_apscheduler.models import DjangoJobExecution
 
@@ -152,3 +155,38 @@ def test_bad_overlap_fields_are_check_errors(settings, fields, code, message):
     [error] = declaration_errors()
 
     assert (error.id, error.msg) == (code, f"Job 'slow': {message}")
+
+
+def test_list_status_and_the_admin_show_how_a_job_runs(settings, admin_client):
+    settings.SCHEDULER_JOBS = [
+        {
+            "id": "mailer",
+            "func": "tests.scheduler.test_overlap.quick",
+            "interval_seconds": 60,
+            "timeout_seconds": 30,
+            "retries": 3,
+            "retry_backoff_seconds": 10,
+            "retry_on": ["smtplib.SMTPException"],
+            "overlap": "allow",
+            "max_concurrent": 4,
+        }
+    ]
+    control.sync("tests")
+    words = (
+        "In a process of its own, killed after 30 seconds; 3 retries on smtplib.SMTPException, "
+        "10 seconds apart at first, doubling to at most 1 hour; up to 4 runs at once"
+    )
+
+    listed = StringIO()
+    call_command("scheduler", "list", stdout=listed)
+    assert f"    {words}" in listed.getvalue().splitlines()
+    as_json = StringIO()
+    call_command("scheduler", "list", "--json", stdout=as_json)
+    [mailer] = [job for job in json.loads(as_json.getvalue()) if job["id"] == "mailer"]
+    assert mailer["runs_in"] == "process"
+    assert (mailer["timeout_seconds"], mailer["retries"], mailer["overlap"]) == (30, 3, "allow")
+    assert mailer["max_concurrent"] == 4 and mailer["retry_on"] == ["smtplib.SMTPException"]
+    assert mailer["policy_in_words"] == words
+
+    page = admin_client.get("/admin/django_apscheduler/djangojob/mailer/change/")
+    assert words in page.content.decode()

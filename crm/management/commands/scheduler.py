@@ -132,7 +132,7 @@ class Command(BaseCommand):
             state = _listing_state(job)
             self.stdout.write(
                 f"{job.id}  {declaration.schedule}  ({declaration.describe_schedule()})  "
-                f"[{state}]  {declaration.func}"
+                f"[{state}]  {declaration.func}\n    {declaration.describe_policy()}"
             )
 
     def handle_run(self, job_id, here, timeout, **options):
