@@ -1,5 +1,6 @@
 """Settings for end-to-end tests of the overlap policy: the real settings plus
-a job that fires every 2 s and runs for a minute, its overlap from E2E_OVERLAP."""
+a job that fires every 2 s and runs for a minute, its overlap from E2E_OVERLAP
+(and E2E_MAX_CONCURRENT)."""
 
 import os
 
@@ -14,6 +15,9 @@ SCHEDULER_JOBS = [
         "fire_time_kwarg": "fire_time",
         "misfire_grace_seconds": 30,
         "overlap": os.environ.get("E2E_OVERLAP", "skip"),
+        "max_concurrent": int(os.environ["E2E_MAX_CONCURRENT"])
+        if "E2E_MAX_CONCURRENT" in os.environ
+        else None,
         "description": "Log its start, then run for a minute",
     }
 ]
