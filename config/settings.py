@@ -89,6 +89,15 @@ try:
             f"LOG_LEVEL={LOG_LEVEL!r} is not a log level. "
             "Use DEBUG, INFO, WARNING, ERROR or CRITICAL."
         )
+    LOG_FORMAT = env.string("LOG_FORMAT", "text").lower()
+    if LOG_FORMAT not in {"text", "json"}:
+        raise ConfigurationError(
+            f"LOG_FORMAT={LOG_FORMAT!r} is not a log format. Use text or json "
+            "(one JSON object per line)."
+        )
+    # django.log is rotated at this size, keeping this many older files.
+    LOG_MAX_BYTES = env.integer("LOG_MAX_BYTES", 5 * 1024 * 1024, minimum=1)
+    LOG_BACKUP_COUNT = env.integer("LOG_BACKUP_COUNT", 5, minimum=1)
 
     ADMINS = env.admins("ADMINS")
     EMAIL_BACKEND = env.string(
@@ -227,6 +236,7 @@ except OSError as error:
         )
     )
 
+LOG_FORMATTER = "json" if LOG_FORMAT == "json" else "standard"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -234,16 +244,25 @@ LOGGING = {
         "standard": {
             "format": "%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s",
         },
+        "json": {"()": "crm.log_format.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "standard"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMATTER,
+            "filters": ["run_fields"],
+        },
         "file": {
-            "class": "logging.handlers.RotatingFileHandler",
+            # Every process (web workers, runscheduler) writes this one file:
+            # this handler rotates it under a lock file (.__django.lock) that all
+            # of them take, so no line lands in a file another one just rotated.
+            "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
             "filename": str(LOG_DIR / "django.log"),
-            "maxBytes": 5 * 1024 * 1024,
-            "backupCount": 5,
+            "maxBytes": LOG_MAX_BYTES,
+            "backupCount": LOG_BACKUP_COUNT,
             "encoding": "utf-8",
-            "formatter": "standard",
+            "formatter": LOG_FORMATTER,
+            "filters": ["run_fields"],
         },
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
@@ -254,6 +273,7 @@ LOGGING = {
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         "once_per_database_outage": {"()": "crm.log_filters.OncePerDatabaseOutage"},
+        "run_fields": {"()": "crm.log_format.RunFields"},
     },
     "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
     "loggers": {

@@ -155,3 +155,4 @@ class TicketAdmin(admin.ModelAdmin):
 
 
 from crm.scheduler import admin as scheduler_admin  # noqa: E402, F401  (jobs and runs)
+from crm.scheduler import audit_admin  # noqa: E402, F401  (the scheduler's audit trail)

@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from crm.scheduler.models import (
+    AuditEntry,
     DisabledJob,
     JobAlert,
     JobPause,
@@ -14,6 +15,7 @@ from crm.scheduler.models import (
 )
 
 __all__ = [
+    "AuditEntry",
     "DisabledJob",
     "JobAlert",
     "JobPause",

@@ -208,6 +208,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
                         requester(request) + " (backfill)",
                         force=force,
                         wording=BACKFILL_WORDING,
+                        source=control.Source.ADMIN,
                     )
                     self.message_user(request, backfill_requested(plan, command, start, end))
                     return redirect(
@@ -343,7 +344,9 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def _operate(self, request, queryset, action, **options) -> None:
         """One summary message, without waiting for any job."""
         job_ids = list(queryset.order_by("id").values_list("id", flat=True))
-        operations = control.operate(action, job_ids, requester(request), **options)
+        operations = control.operate(
+            action, job_ids, requester(request), source=control.Source.ADMIN, **options
+        )
         summary, level = summarize(action, operations, control.active_scheduler() is not None)
         self.message_user(request, summary, level)
 

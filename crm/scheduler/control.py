@@ -1,7 +1,9 @@
 """Operate the scheduler's jobs from any process (the admin, the command line).
 
 One path for every change: `operate` writes one command row per job
-(crm.scheduler.commands), so who did what stays on record. While a scheduler
+(crm.scheduler.commands), and every request (refused ones too) is recorded in
+the audit trail (crm.scheduler.audit) with where it came from: `source`, the
+command line unless the caller says otherwise. While a scheduler
 is active it carries them out within a second or so; while none is, nobody
 else writes the job store, so pause, resume and sync are carried out here, by
 the same code the active scheduler uses (crm.scheduler.intake). A run and a
@@ -18,15 +20,16 @@ from datetime import datetime
 
 from django_apscheduler.models import DjangoJob
 
-from crm.scheduler import backfill, commands, execution, intake
+from crm.scheduler import audit, backfill, commands, execution, intake
 from crm.scheduler.checks import declaration_errors
 from crm.scheduler.declarations import BUILTIN_SETTINGS, declared_jobs
 from crm.scheduler.lease import LEASE_NAME, current_holder
-from crm.scheduler.models import SchedulerCommand
+from crm.scheduler.models import AuditEntry, SchedulerCommand
 from crm.scheduler.schedulers import Mode, build_scheduler
 from crm.scheduler.sync import SyncReport, sync_jobs
 
 Action = commands.Action
+Source = audit.Source
 # How long the command line waits for the active scheduler to confirm a change.
 CONFIRM_SECONDS = 15
 DONE, QUEUED, FAILED = "done", "queued", "failed"
@@ -100,17 +103,21 @@ def operate(
     *,
     until=None,
     note: str = "",
+    source: str = Source.CLI,
 ) -> list[Operation]:
     """Request `action` (pause, resume, skip, run) on each job; wait at most
     `wait` seconds for the active scheduler to carry the requests out. A pause
     may have an end (`until`, when it resumes by itself) and a `note`. One
-    Operation per job, in order."""
+    Operation per job, in order; one audit entry per job, from `source`."""
     problems = _problems(action, job_ids)
-    sent = {
-        job_id: commands.submit(action, job_id, requested_by, until=until, note=note)
-        for job_id in dict.fromkeys(job_ids)
-        if job_id not in problems
-    }
+    details = audit.details(until=until, note=note)
+    sent = {}
+    for job_id in dict.fromkeys(job_ids):
+        if job_id in problems:
+            _refused(action, job_id, requested_by, source, problems[job_id], details)
+            continue
+        sent[job_id] = commands.submit(action, job_id, requested_by, until=until, note=note)
+        audit.record(action, job_id, requested_by, source, details=details, command=sent[job_id])
     here = action != Action.RUN and sent and active_scheduler() is None
     if here:
         _carry_out_here(list(sent.values()))
@@ -138,43 +145,41 @@ def resume_job(job_id: str, requested_by: str, wait: float = CONFIRM_SECONDS) ->
     return _confirmed(operate(Action.RESUME, [job_id], requested_by, wait)[0], wait)
 
 
-def sync(requested_by: str, dry_run: bool = False) -> SyncReport:
+def sync(requested_by: str, dry_run: bool = False, *, source: str = Source.CLI) -> SyncReport:
     """What sync changes (computed here); carried out by the active scheduler if
     any, else here (the job store's own state, not an operation on a job: no
-    command row, like the sync each scheduler does as it becomes active)."""
-    errors = declaration_errors()
-    if errors:
-        raise ControlError(
-            f"Not synced: {len(errors)} error(s) in the job declarations; run "
-            f"`python manage.py check` for details (first: {errors[0].msg})"
-        )
-    with job_store() as scheduler:
-        report = sync_jobs(scheduler, declared_jobs(), dry_run=True)
-        if dry_run or not (report.created or report.updated or report.removed):
-            return report
-        if active_scheduler() is None:
-            return sync_jobs(scheduler, declared_jobs())
-    command = commands.submit(Action.SYNC, "", requested_by)
-    _confirmed(_operation(_wait_for([command], CONFIRM_SECONDS)[command.pk], here=False))
-    return report
+    command row, like the sync each scheduler does as it becomes active). A
+    sync that is not a dry run is recorded in the audit trail."""
+    if dry_run:
+        return _sync(requested_by, entry=None)
+    with audit.recorded(Action.SYNC, "", requested_by, source) as entry:
+        return _sync(requested_by, entry)
 
 
-def run_now(job_id: str, requested_by: str, wait: float) -> SchedulerCommand:
+def run_now(
+    job_id: str, requested_by: str, wait: float, *, source: str = Source.CLI
+) -> SchedulerCommand:
     """Hand a run to the active scheduler; return the command, finished or not
     (it finishes when the run ends) after waiting at most `wait` seconds."""
-    _raise_problem(Action.RUN, job_id)
-    if active_scheduler() is None:
-        raise NoActiveScheduler(
+    problem = _problems(Action.RUN, [job_id]).get(job_id)
+    if problem is None and active_scheduler() is None:
+        problem = NoActiveScheduler(
             f"No scheduler is active to run {job_id}. Start one (a web process or "
             "`python manage.py runscheduler`), or run it in this process with --here."
         )
-    return operate(Action.RUN, [job_id], requested_by, wait)[0].command
+    if problem is not None:
+        _refused(Action.RUN, job_id, requested_by, source, problem)
+        raise problem
+    return operate(Action.RUN, [job_id], requested_by, wait, source=source)[0].command
 
 
-def run_here(job_id: str, requested_by: str):
+def run_here(job_id: str, requested_by: str, *, source: str = Source.CLI):
     """Run the job in this process, now; returns what it returned."""
-    _raise_problem(Action.RUN, job_id)
-    return execution.run_declared_job(job_id, triggered_by=requested_by)
+    with audit.recorded(Action.RUN, job_id, requested_by, source, "in this process") as entry:
+        _raise_problem(Action.RUN, job_id)
+        result = execution.run_declared_job(job_id, triggered_by=requested_by)
+        entry.outcome = "run succeeded in this process"
+    return result
 
 
 def request_backfill(
@@ -185,18 +190,77 @@ def request_backfill(
     *,
     force: bool = False,
     wording: backfill.Wording | None = None,
+    source: str = Source.CLI,
 ) -> tuple[backfill.Plan, SchedulerCommand | None]:
     """Queue a backfill (crm.scheduler.backfill) for the active scheduler, which
     plans it again as it takes it and runs its fires in a thread of its own.
     Refused (BackfillRefused) as `backfill.plan` refuses; returns the plan as it
     is now, and the command (None: nothing to run, nothing queued)."""
-    plan = backfill.plan(job_id, start, end, force=force, wording=wording)
-    if not plan.fires:
-        return plan, None
-    command = commands.submit(
-        Action.BACKFILL, job_id, requested_by, range_start=start, range_end=end, force=force
-    )
+    details = audit.details(start=start, end=end, force=force)
+    with audit.recorded(Action.BACKFILL, job_id, requested_by, source, details) as entry:
+        plan = backfill.plan(job_id, start, end, force=force, wording=wording)
+        if not plan.fires:
+            entry.outcome = "nothing to backfill: every fire of the range has run"
+            return plan, None
+        command = commands.submit(
+            Action.BACKFILL, job_id, requested_by, range_start=start, range_end=end, force=force
+        )
+        audit.link(entry, command)
     return plan, command
+
+
+def backfill_here(
+    job_id: str,
+    start: datetime,
+    end: datetime,
+    requested_by: str,
+    *,
+    force: bool = False,
+    progress=None,
+    source: str = Source.CLI,
+) -> tuple[backfill.Plan, list[tuple[datetime, str]]]:
+    """Run a backfill in this process, now (`scheduler backfill`): the plan,
+    and each fire's outcome (`backfill.run`). Refused as `backfill.plan` refuses."""
+    details = audit.details(start=start, end=end, force=force)
+    with audit.recorded(Action.BACKFILL, job_id, requested_by, source, details) as entry:
+        plan = backfill.plan(job_id, start, end, force=force)
+        outcomes = backfill.run(plan, requested_by, progress=progress)
+        entry.succeeded = backfill.all_succeeded(outcomes)
+        entry.outcome = backfill.summary(plan, outcomes) + " (in this process)"
+    return plan, outcomes
+
+
+def _sync(requested_by: str, entry: AuditEntry | None) -> SyncReport:
+    """The sync's report; without an audit entry, a dry run."""
+    errors = declaration_errors()
+    if errors:
+        raise ControlError(
+            f"Not synced: {len(errors)} error(s) in the job declarations; run "
+            f"`python manage.py check` for details (first: {errors[0].msg})"
+        )
+    with job_store() as scheduler:
+        report = sync_jobs(scheduler, declared_jobs(), dry_run=True)
+        if entry is None:
+            return report
+        if not (report.created or report.updated or report.removed):
+            entry.outcome = "nothing to change"
+            return report
+        if active_scheduler() is None:
+            report = sync_jobs(scheduler, declared_jobs())
+            entry.outcome = f"{report} in the job store (no scheduler is active)"
+            return report
+    command = commands.submit(Action.SYNC, "", requested_by)
+    audit.link(entry, command)
+    _confirmed(_operation(_wait_for([command], CONFIRM_SECONDS)[command.pk], here=False))
+    return report
+
+
+def _refused(
+    action: str, job_id: str, requested_by: str, source: str, problem: ControlError, details=""
+) -> None:
+    audit.record(
+        action, job_id, requested_by, source, details=details, succeeded=False, outcome=str(problem)
+    )
 
 
 def _problems(action: str, job_ids: list[str]) -> dict[str, ControlError]:

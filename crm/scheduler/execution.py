@@ -22,7 +22,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from crm.scheduler import history, isolation, retries
+from crm.scheduler import history, isolation, retries, run_label
 from crm.scheduler.apscheduler_adapter import HookedExecutor
 from crm.scheduler.connections import (
     CONNECTION_ERRORS,
@@ -139,7 +139,8 @@ def run_declared_job(
         return None
     scheduled_at = run.execution.run_time
     try:
-        return _call(context, declaration, run, scheduled_at, command_id)
+        with run_label.labelled(job_id, scheduled_at, run.execution.pk):
+            return _call(context, declaration, run, scheduled_at, command_id)
     finally:
         close_stale_connection()
 
@@ -324,7 +325,9 @@ class FireTimeThreadExecutor(HookedExecutor):
         def run():
             scheduled_fire_time.set(run_times[-1])
             try:
-                self.run_and_report(job, run_times)
+                # APScheduler's own lines about the fire (its error, after the run) too.
+                with run_label.labelled(job.id, run_times[-1]):
+                    self.run_and_report(job, run_times)
             finally:
                 self._threads.discard(threading.current_thread())
                 drop_connection()  # this thread's own (kept with CONN_MAX_AGE); it ends here

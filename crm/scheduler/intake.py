@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from crm.scheduler import backfill, commands, history
+from crm.scheduler import audit, backfill, commands, history
 from crm.scheduler.declarations import declared_jobs
 from crm.scheduler.execution import FireTimeThreadExecutor
 from crm.scheduler.models import JobPause, SchedulerCommand
@@ -130,6 +130,7 @@ def resume_ended_pauses(scheduler) -> list[str]:
             continue  # disabled by its settings: sync keeps it paused
         by = f"the pause until {pause.until.isoformat()} by {pause.paused_by}"
         command = commands.submit(Action.RESUME, pause.job_id, by)
+        audit.record(Action.RESUME, pause.job_id, by, audit.Source.SCHEDULER, command=command)
         if commands.claim(command):
             apply(scheduler, command)
             resumed.append(pause.job_id)

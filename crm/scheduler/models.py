@@ -177,3 +177,53 @@ class JobPause(models.Model):
     def __str__(self):
         until = f" until {self.until:%Y-%m-%d %H:%M}" if self.until else ""
         return f"{self.job_id}: paused by {self.paused_by}{until}"
+
+
+class AuditEntry(models.Model):
+    """One request to operate the scheduler (run now, pause, resume, skip,
+    backfill, sync): who made it, from where, when, on what, and how it ended.
+    Written as the request is made (crm.scheduler.audit). A request handed to
+    a scheduler as a command ends as its command does; one carried out or
+    refused in the requesting process keeps its own outcome."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        CLI = "cli", "Command line"
+        API = "api", "API"
+        SCHEDULER = "scheduler", "Scheduler (a pause's end)"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    requested_by = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    action = models.CharField(max_length=10, choices=SchedulerCommand.Action.choices)
+    job_id = models.CharField(max_length=255, blank=True, help_text="Empty for a sync.")
+    details = models.CharField(
+        max_length=500, blank=True, help_text="A pause's end and note, a backfill's range."
+    )
+    succeeded = models.BooleanField(null=True)
+    outcome = models.TextField(blank=True)
+    command = models.ForeignKey(
+        SchedulerCommand, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "scheduler audit entry"
+        verbose_name_plural = "scheduler audit entries"
+
+    def __str__(self):
+        return f"{self.action} {self.job_id}".strip() + f" by {self.requested_by}"
+
+    @property
+    def final_succeeded(self) -> bool | None:
+        """True or False once the request has ended; None while it has not."""
+        return self.command.succeeded if self.command is not None else self.succeeded
+
+    @property
+    def final_outcome(self) -> str:
+        if self.command is None:
+            return self.outcome or "no outcome recorded (the requesting process stopped)"
+        if self.command.finished_at is not None:
+            return self.command.outcome
+        if self.command.taken_at is not None:
+            return "being carried out by the active scheduler"
+        return "queued for the active scheduler"

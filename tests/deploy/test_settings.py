@@ -53,6 +53,9 @@ def assert_stops_with_one_line(result, *words):
         ({"EMAIL_PORT": "smtp"}, ["EMAIL_PORT", "whole number"]),
         ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, ["EMAIL_USE_TLS", "EMAIL_USE_SSL"]),
         ({"LOG_LEVEL": "LOUD"}, ["LOG_LEVEL", "WARNING"]),
+        ({"LOG_FORMAT": "xml"}, ["LOG_FORMAT", "'xml'", "text or json"]),
+        ({"LOG_MAX_BYTES": "5MB"}, ["LOG_MAX_BYTES", "whole number"]),
+        ({"LOG_BACKUP_COUNT": "0"}, ["LOG_BACKUP_COUNT", "at least 1"]),
         ({"ENV_FILE": "/nonexistent/.env"}, ["ENV_FILE", "/nonexistent/.env"]),
     ],
 )
@@ -183,3 +186,22 @@ def test_it_stops_when_log_dir_cannot_be_created(tmp_path):
     blocker.write_text("")
     result = run_manage("check", env=project_env(**PRODUCTION, LOG_DIR=str(blocker / "logs")))
     assert_stops_with_one_line(result, "LOG_DIR", "cannot be created")
+
+
+def test_with_log_format_json_each_line_of_the_log_is_one_json_object(tmp_path):
+    log_dir = tmp_path / "logs"
+    result = run_manage(
+        "shell",
+        "-c",
+        "import logging; log = logging.getLogger('crm.scheduler'); log.info('hello'); "
+        "log.error('broken', exc_info=ValueError('bad'))",
+        env=project_env(SECRET_KEY="x", LOG_DIR=str(log_dir), LOG_FORMAT="json"),
+    )
+    assert result.returncode == 0, result.stderr
+
+    lines = [json.loads(line) for line in (log_dir / "django.log").read_text().splitlines()]
+    hello, broken = (line for line in lines if line["logger"] == "crm.scheduler")
+    assert hello.keys() == {"time", "level", "logger", "pid", "message"}
+    assert hello["level"] == "INFO" and hello["message"] == "hello"
+    assert hello["time"].endswith("+00:00")
+    assert broken["exception"].endswith("ValueError: bad")

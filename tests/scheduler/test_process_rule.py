@@ -187,7 +187,8 @@ def test_other_processes_start_none(app_env, command):
 
     assert finished.returncode == 0, finished.stderr
     assert "runner:" not in finished.stdout or "runner: None" in finished.stdout, finished.stdout
-    assert Path(app_env["LOG_DIR"], "django.log").exists()
+    # The log handler creates django.log at its first line (and LOG_DIR at once).
+    assert Path(app_env["LOG_DIR"]).is_dir()
     assert "scheduler" not in log_of(app_env)
 
 

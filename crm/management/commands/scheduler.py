@@ -169,11 +169,23 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Paused {job_id}: {outcome}."))
 
     def handle_backfill(self, job_id, from_time, to_time, dry_run, force, **options):
+        span = f"from {from_time.isoformat()} to {to_time.isoformat()}"
         try:
-            plan = backfill.plan(job_id, from_time, to_time, force=force)
+            if dry_run:
+                plan = backfill.plan(job_id, from_time, to_time, force=force)
+            else:
+                plan, outcomes = control.backfill_here(
+                    job_id,
+                    from_time,
+                    to_time,
+                    control.on_the_command_line() + " (backfill)",
+                    force=force,
+                    progress=lambda fire, outcome: self.stdout.write(
+                        f"  {fire.isoformat()}  {outcome}"
+                    ),
+                )
         except backfill.BackfillRefused as error:
             raise CommandError(str(error)) from None
-        span = f"from {from_time.isoformat()} to {to_time.isoformat()}"
         already = f"{plan.already_run:,} already run"
         if dry_run:
             self.stdout.write(
@@ -183,11 +195,6 @@ class Command(BaseCommand):
             for fire in plan.fires:
                 self.stdout.write(f"  {fire.isoformat()}")
             return
-        outcomes = backfill.run(
-            plan,
-            control.on_the_command_line() + " (backfill)",
-            progress=lambda fire, outcome: self.stdout.write(f"  {fire.isoformat()}  {outcome}"),
-        )
         failed = sum(outcome.startswith("failed") for _, outcome in outcomes)
         summary = f"Backfilled {job_id} {span}: ran {len(outcomes):,} fires ({already})"
         if failed:
