@@ -52,6 +52,8 @@ class JobDeclaration:
     # Pinged as each run starts (URL/start) and ends (the URL, or URL/fail):
     # a dead-man's switch such as healthchecks.io (crm.scheduler.pings).
     ping_url: str | None = None
+    # Where this job's alerts are POSTed, instead of ALERT_WEBHOOK_URL.
+    alert_webhook_url: str | None = None
 
     @property
     def zone(self) -> str:
