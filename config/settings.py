@@ -75,6 +75,7 @@ try:
     # Outbound pings (crm/scheduler/pings.py): the active scheduler's heartbeat
     # for a dead-man's switch (healthchecks.io), alerts POSTed as JSON with a
     # Slack-compatible "text", and how long a receiver may take to answer.
+    # `manage.py check` reports a malformed URL (crm.E022).
     SCHEDULER_HEARTBEAT_URL = env.string("SCHEDULER_HEARTBEAT_URL")
     SCHEDULER_HEARTBEAT_MINUTES = env.integer("SCHEDULER_HEARTBEAT_MINUTES", 5, minimum=1)
     ALERT_WEBHOOK_URL = env.string("ALERT_WEBHOOK_URL")
