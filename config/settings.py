@@ -72,6 +72,14 @@ try:
     # POST /scheduler/wake/ with this bearer token makes sure a scheduler is
     # active (for hosts that put idle apps to sleep); unset, the URL is a 404.
     SCHEDULER_WAKE_TOKEN = env.string("SCHEDULER_WAKE_TOKEN")
+    # Outbound pings (crm/scheduler/pings.py): the active scheduler's heartbeat
+    # for a dead-man's switch (healthchecks.io), alerts POSTed as JSON with a
+    # Slack-compatible "text", and how long a receiver may take to answer.
+    # `manage.py check` reports a malformed URL (crm.E022).
+    SCHEDULER_HEARTBEAT_URL = env.string("SCHEDULER_HEARTBEAT_URL")
+    SCHEDULER_HEARTBEAT_MINUTES = env.integer("SCHEDULER_HEARTBEAT_MINUTES", 5, minimum=1)
+    ALERT_WEBHOOK_URL = env.string("ALERT_WEBHOOK_URL")
+    PING_TIMEOUT_SECONDS = env.integer("PING_TIMEOUT_SECONDS", 5, minimum=1)
     # The built-in jobs (crm/scheduler/declarations.py). A malformed cron
     # expression is reported by `manage.py check` (crm.E006) and keeps the
     # scheduler off; the web app still serves.

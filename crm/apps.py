@@ -8,6 +8,7 @@ class CrmConfig(AppConfig):
     # What this process started (crm.scheduler.startup), if anything.
     scheduler_runner = None
     alert_watcher = None
+    ping_sender = None  # crm.scheduler.pings: sends nothing until asked to
 
     def ready(self):
         # No database access here: the lease is taken in a background thread.
@@ -19,8 +20,10 @@ class CrmConfig(AppConfig):
             receivers,  # noqa: F401  (connects what follows a run)
         )
         from crm.scheduler.permissions import create_job_permissions
+        from crm.scheduler.pings import PingSender
         from crm.scheduler.startup import start_if_wanted
 
         post_migrate.connect(create_job_permissions, sender=self)
+        self.ping_sender = PingSender()  # before the scheduler: see its atexit
 
         start_if_wanted()

@@ -1,10 +1,14 @@
-"""System checks for settings that work but are unsafe (`python manage.py check`)."""
+"""System checks for settings that work but are unsafe, and for those that
+cannot work but do not stop start-up (`python manage.py check`)."""
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+
+from crm.scheduler.pings import url_problem
 
 MIN_TOKEN_LENGTH = 32
 TOKEN_SETTINGS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN")
+URL_SETTINGS = ("SCHEDULER_HEARTBEAT_URL", "ALERT_WEBHOOK_URL")
 
 
 @register("crm", Tags.security)
@@ -27,3 +31,21 @@ def _short_token(name: str, length: int) -> Warning:
         ),
         id="crm.W001",
     )
+
+
+@register("crm")
+def check_outbound_urls(app_configs=None, **kwargs) -> list[Error]:
+    errors = []
+    for name in URL_SETTINGS:
+        url = getattr(settings, name, "") or ""
+        problem = url_problem(url) if url else None
+        if problem:
+            # Not quoted: ping keys and webhook tokens are part of the URL.
+            errors.append(
+                Error(
+                    f"{name} {problem}.",
+                    hint=f"Set {name} to an http:// or https:// URL, or leave it empty.",
+                    id="crm.E022",
+                )
+            )
+    return errors

@@ -77,3 +77,12 @@ def start():
     yield start
     for process in started:
         stop_group(process, signal.SIGKILL)
+
+
+@pytest.fixture
+def receiver():
+    """A small HTTP server on 127.0.0.1 that records the pings and webhooks it gets."""
+    from tests.support.receiver import Receiver
+
+    with Receiver() as server:
+        yield server

@@ -23,6 +23,7 @@ from crm.scheduler.declarations import (
     exception_class,
 )
 from crm.scheduler.overlap import ALLOW, POLICIES
+from crm.scheduler.pings import url_problem
 
 DECLARATION_FIELDS = {f.name for f in fields(JobDeclaration)}
 # Letters, digits and _ - . only: the product keeps keys with ':' (such as
@@ -67,6 +68,7 @@ def declaration_errors() -> list[Error]:
             continue
         errors += _id_errors(declaration.id, seen)
         errors += _function_errors(declaration) + _trigger_errors(declaration)
+        errors += _url_errors(declaration)
     return errors
 
 
@@ -346,6 +348,22 @@ def _overlap_errors(declaration) -> list[Error]:
         fix = "Give the most runs that may go on at once: a whole number, 2 or more."
         return [_error("E020", declaration.id, "max_concurrent", problem, fix)]
     return []
+
+
+def _url_errors(declaration) -> list[Error]:
+    # The URL itself is not quoted: ping keys and webhook tokens are part of it.
+    fixes = {
+        "ping_url": "Use the check's ping URL, e.g. https://hc-ping.com/<uuid>, or leave it out.",
+        "alert_webhook_url": "Use the webhook's https:// URL, or leave it out to use "
+        "ALERT_WEBHOOK_URL.",
+    }
+    errors = []
+    for name, fix in fixes.items():
+        url = getattr(declaration, name)
+        problem = url_problem(url) if url not in (None, "") else None
+        if problem:
+            errors.append(_error("E021", declaration.id, name, problem, fix))
+    return errors
 
 
 def _positive_number(value) -> bool:

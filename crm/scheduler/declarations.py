@@ -49,6 +49,11 @@ class JobDeclaration:
     # beside, up to max_concurrent runs at once (crm.scheduler.overlap).
     overlap: str = "skip"
     max_concurrent: int | None = None
+    # Pinged as each run starts (URL/start) and ends (the URL, or URL/fail):
+    # a dead-man's switch such as healthchecks.io (crm.scheduler.pings).
+    ping_url: str | None = None
+    # Where this job's alerts are POSTed, instead of ALERT_WEBHOOK_URL.
+    alert_webhook_url: str | None = None
 
     @property
     def zone(self) -> str:

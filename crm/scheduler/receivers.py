@@ -1,14 +1,15 @@
 """What follows a run, connected in CrmConfig.ready(): the run-now command
-that asked for it is finished, and the job's alerts are checked."""
+that asked for it is finished, the job's alerts are checked, and its ping URL
+is pinged as it starts and ends."""
 
 import logging
 
 from django.db import DatabaseError
 from django.dispatch import receiver
 
-from crm.scheduler import alerts, commands
+from crm.scheduler import alerts, commands, pings
 from crm.scheduler.connections import drop_connection
-from crm.scheduler.signals import job_finished, run_refused
+from crm.scheduler.signals import job_finished, job_started, run_refused
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -26,6 +27,16 @@ def refuse_command(*, command_id, error, **kwargs):
 @receiver(job_finished, dispatch_uid="crm.scheduler.check_alerts")
 def check_alerts_after_run(*, job_id, **kwargs):
     alerts.check_safely([job_id])
+
+
+@receiver(job_started, dispatch_uid="crm.scheduler.ping_start")
+def ping_start(*, job_id, scheduled_at, **kwargs):
+    pings.ping_run_started(job_id, scheduled_at)
+
+
+@receiver(job_finished, dispatch_uid="crm.scheduler.ping_finish")
+def ping_finish(*, job_id, status, duration, exception, **kwargs):
+    pings.ping_run_finished(job_id, status, duration, exception)
 
 
 def _finish(command_id, execution_id, status, error) -> None:

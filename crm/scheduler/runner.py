@@ -29,7 +29,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from crm.scheduler import alerts, history, intake, isolation, overlap, recovery, retries
+from crm.scheduler import alerts, history, intake, isolation, overlap, pings, recovery, retries
 from crm.scheduler.checks import declaration_errors
 from crm.scheduler.connections import drop_connection
 from crm.scheduler.declarations import declared_jobs
@@ -75,6 +75,7 @@ class SchedulerRunner:
         self._alert_check = None
         self._skew_logged = False
         self._next_beat = 0.0
+        self.heartbeat = pings.Heartbeat()
 
     @property
     def active(self) -> bool:
@@ -219,6 +220,7 @@ class SchedulerRunner:
                     self._start_waiting_fires()
                     self._recover_after_outage()
                     self.scheduler.wakeup()
+                    self._ping_heartbeat_now_and_then()
                 self._record_unrecorded_runs()
                 self._beat_now_and_then()
                 self._check_alerts_now_and_then()
@@ -335,6 +337,15 @@ class SchedulerRunner:
             alerts.check_safely()
         finally:
             connection.close()  # this thread's own; it ends here
+
+    def _ping_heartbeat_now_and_then(self) -> None:
+        # Only while it dispatches: a stalled scheduler falls silent too.
+        ago = self._dispatched_seconds_ago()
+        dispatching = ago is not None and ago < settings.SCHEDULER_STALL_SECONDS
+        holder = self.lease.holder
+        self.heartbeat.beat_if_due(
+            dispatching and self._lease_still_safe(), f"host {holder.host}, pid {holder.pid}"
+        )
 
     def _dispatched_seconds_ago(self) -> float | None:
         last_pass = self.scheduler.last_pass if self.scheduler is not None else None

@@ -78,9 +78,11 @@ def start_if_wanted() -> None:
 
 
 def _watch_alerts_if_serving(crm) -> None:
-    """A server with the scheduler off still mails alerts (crm.scheduler.watcher)."""
+    """A server with the scheduler off still sends alerts (crm.scheduler.watcher)."""
+    from crm.scheduler.alert_routes import any_route
+
     server = serving(os.environ) or runserver_serves_here(sys.argv, os.environ)
-    if crm.alert_watcher is not None or not server or not settings.ADMINS:
+    if crm.alert_watcher is not None or not server or not any_route():
         return
     from crm.scheduler.watcher import AlertWatcher
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.apps import apps
 from django.db import connection
 from django_apscheduler.models import DjangoJobExecution
 
@@ -128,7 +129,10 @@ def test_without_site_url_the_link_is_a_path_with_a_hint(settings, mailoutbox):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_processes_noticing_the_same_change_at_once_mail_it_once(mailoutbox):
+def test_processes_noticing_the_same_change_at_once_mail_and_post_it_once(
+    settings, mailoutbox, receiver
+):
+    settings.ALERT_WEBHOOK_URL = receiver.url("/webhook")
     start = threading.Barrier(4)
 
     def notice():
@@ -145,6 +149,10 @@ def test_processes_noticing_the_same_change_at_once_mail_it_once(mailoutbox):
         thread.join()
 
     assert subjects(mailoutbox) == ["Scheduled job flaky is late"]
+    assert apps.get_app_config("crm").ping_sender.drain(timeout=15)
+    assert [request.json()["subject"] for request in receiver.received] == [
+        "Scheduled job flaky is late"
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
