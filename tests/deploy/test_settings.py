@@ -53,6 +53,8 @@ def assert_stops_with_one_line(result, *words):
         ({"EMAIL_PORT": "smtp"}, ["EMAIL_PORT", "whole number"]),
         ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, ["EMAIL_USE_TLS", "EMAIL_USE_SSL"]),
         ({"LOG_LEVEL": "LOUD"}, ["LOG_LEVEL", "WARNING"]),
+        ({"API_USER_RATE": "600 a minute"}, ["API_USER_RATE", "600/minute"]),
+        ({"API_ANON_RATE": "30/min"}, ["API_ANON_RATE", "second, minute, hour or day"]),
         ({"ENV_FILE": "/nonexistent/.env"}, ["ENV_FILE", "/nonexistent/.env"]),
     ],
 )
