@@ -5,7 +5,7 @@ exactly the fields those write."""
 
 from rest_framework import serializers
 
-from crm.api.serializers import STATUSES
+from crm.scheduler.history import STATUSES
 
 
 class Pause(serializers.Serializer):

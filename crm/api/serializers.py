@@ -12,18 +12,7 @@ from crm.api.pagination import BadCursor, Position
 from crm.scheduler import history
 from crm.scheduler import serializers as scheduler_serializers
 
-STATUSES = (
-    history.SUCCEEDED,
-    history.FAILED,
-    history.RUNNING,
-    history.INTERRUPTED,
-    history.TIMED_OUT,
-    history.RETRYING,
-    history.QUEUED,
-    history.MISSED,
-    history.SKIPPED,
-)
-INVALID_STATUS = '"{input}" is not a status. Use one of: ' + ", ".join(STATUSES) + "."
+INVALID_STATUS = '"{input}" is not a status. Use one of: ' + ", ".join(history.STATUSES) + "."
 PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
 NOTE_LENGTH = 500
 
@@ -45,7 +34,7 @@ class StrictSerializer(serializers.Serializer):
 class ExecutionFilters(StrictSerializer):
     job = serializers.CharField(required=False, help_text="Only this job's runs.")
     status = serializers.ChoiceField(
-        STATUSES,
+        history.STATUSES,
         required=False,
         help_text="Only runs with this status.",
         error_messages={"invalid_choice": INVALID_STATUS},
