@@ -108,6 +108,17 @@ class Environment:
                 )
         return origins
 
+    def rate(self, name: str, default: str) -> str:
+        """A request rate such as 600/minute (Django REST framework's throttle rates)."""
+        rate = self.string(name, default) or default
+        number, _, period = rate.partition("/")
+        if not number.isdigit() or period not in {"second", "minute", "hour", "day"}:
+            raise ConfigurationError(
+                f"{name}={rate!r} is not a rate. Use a number of requests per second, "
+                "minute, hour or day, e.g. 600/minute."
+            )
+        return rate
+
     def time_zone(self, name: str, default: str = "UTC") -> str:
         zone = self.string(name, default) or default
         try:

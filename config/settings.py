@@ -80,6 +80,10 @@ try:
     SCHEDULER_HEARTBEAT_MINUTES = env.integer("SCHEDULER_HEARTBEAT_MINUTES", 5, minimum=1)
     ALERT_WEBHOOK_URL = env.string("ALERT_WEBHOOK_URL")
     PING_TIMEOUT_SECONDS = env.integer("PING_TIMEOUT_SECONDS", 5, minimum=1)
+    # The REST API (crm/api): requests per client before a 429, counted in the
+    # default cache (per process with the local-memory cache).
+    API_ANON_RATE = env.rate("API_ANON_RATE", "30/minute")
+    API_USER_RATE = env.rate("API_USER_RATE", "600/minute")
     # The built-in jobs (crm/scheduler/declarations.py). A malformed cron
     # expression is reported by `manage.py check` (crm.E006) and keeps the
     # scheduler off; the web app still serves.
@@ -233,6 +237,33 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "public" / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The REST API under /api/v1/ (crm/api, README "API"): JSON only, knox tokens
+# (stored hashed; created and revoked in the admin) or the admin's session.
+INSTALLED_APPS += ["rest_framework", "knox", "drf_spectacular"]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["crm.api.rendering.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "crm.api.throttling.AnonymousRateThrottle",
+        "crm.api.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Helpdesk CRM scheduler API",
+    "DESCRIPTION": "Scheduled jobs, their run history, and run now, pause and resume.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+# Tokens made in the admin last until their expiry there (empty: until revoked).
+REST_KNOX = {"TOKEN_TTL": None}
 
 try:
     LOG_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from crm import views
@@ -9,4 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/scheduler/", views.scheduler_health, name="scheduler-health"),
     path("scheduler/wake/", views.scheduler_wake, name="scheduler-wake"),
+    path("api/v1/", include("crm.api.urls")),
 ]

@@ -154,5 +154,6 @@ class TicketAdmin(admin.ModelAdmin):
             )
 
 
+from crm.api import admin as api_admin  # noqa: E402, F401  (API tokens)
 from crm.scheduler import admin as scheduler_admin  # noqa: E402, F401  (jobs and runs)
 from crm.scheduler import audit_admin  # noqa: E402, F401  (the scheduler's audit trail)

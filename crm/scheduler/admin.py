@@ -444,18 +444,7 @@ class StatusFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        statuses = [
-            history.SUCCEEDED,
-            history.FAILED,
-            history.RUNNING,
-            history.INTERRUPTED,
-            history.TIMED_OUT,
-            history.RETRYING,
-            history.QUEUED,
-            history.MISSED,
-            history.SKIPPED,
-        ]
-        return [(value, value) for value in statuses]
+        return [(value, value) for value in history.STATUSES]
 
     def queryset(self, request, queryset):
         return queryset.filter(status=self.value()) if self.value() else queryset

@@ -36,6 +36,8 @@ TIMED_OUT = "Timed out"
 RETRYING = "Retrying"  # failed, and waits for its next attempt (crm.scheduler.retries)
 QUEUED = "Queued"  # due while a run went on; runs once it ends (crm.scheduler.overlap)
 WAITING = (RETRYING, QUEUED)
+# Every status a run can have, in the order filters offer them.
+STATUSES = (SUCCEEDED, FAILED, RUNNING, INTERRUPTED, TIMED_OUT, RETRYING, QUEUED, MISSED, SKIPPED)
 BY_SCHEDULE = "schedule"
 EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
 

@@ -56,6 +56,8 @@ def assert_stops_with_one_line(result, *words):
         ({"LOG_FORMAT": "xml"}, ["LOG_FORMAT", "'xml'", "text or json"]),
         ({"LOG_MAX_BYTES": "5MB"}, ["LOG_MAX_BYTES", "whole number"]),
         ({"LOG_BACKUP_COUNT": "0"}, ["LOG_BACKUP_COUNT", "at least 1"]),
+        ({"API_USER_RATE": "600 a minute"}, ["API_USER_RATE", "600/minute"]),
+        ({"API_ANON_RATE": "30/min"}, ["API_ANON_RATE", "second, minute, hour or day"]),
         ({"ENV_FILE": "/nonexistent/.env"}, ["ENV_FILE", "/nonexistent/.env"]),
     ],
 )
