@@ -72,6 +72,17 @@ try:
     # POST /scheduler/wake/ with this bearer token makes sure a scheduler is
     # active (for hosts that put idle apps to sleep); unset, the URL is a 404.
     SCHEDULER_WAKE_TOKEN = env.string("SCHEDULER_WAKE_TOKEN")
+    # GET /metrics (Prometheus): the bearer token that reads it (staff users
+    # may anyway), how far back its histograms look, and their bucket bounds in
+    # seconds (malformed bounds: crm.E031 in `manage.py check`).
+    METRICS_TOKEN = env.string("METRICS_TOKEN")
+    METRICS_WINDOW_MINUTES = env.integer("METRICS_WINDOW_MINUTES", 60, minimum=1)
+    METRICS_DURATION_BUCKETS = env.strings(
+        "METRICS_DURATION_BUCKETS", "0.1,0.5,1,5,15,60,300,900,3600"
+    )
+    METRICS_LATENESS_BUCKETS = env.strings(
+        "METRICS_LATENESS_BUCKETS", "0.01,0.05,0.1,0.5,1,5,30,60,300"
+    )
     # The built-in jobs (crm/scheduler/declarations.py). A malformed cron
     # expression is reported by `manage.py check` (crm.E006) and keeps the
     # scheduler off; the web app still serves.

@@ -1,10 +1,12 @@
 """System checks for settings that work but are unsafe (`python manage.py check`)."""
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+
+from crm.scheduler import metrics
 
 MIN_TOKEN_LENGTH = 32
-TOKEN_SETTINGS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN")
+TOKEN_SETTINGS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN", "METRICS_TOKEN")
 
 
 @register("crm", Tags.security)
@@ -27,3 +29,12 @@ def _short_token(name: str, length: int) -> Warning:
         ),
         id="crm.W001",
     )
+
+
+@register("crm")
+def check_metrics_settings(app_configs=None, **kwargs) -> list[Error]:
+    """GET /metrics answers 503 with the same message until these are fixed."""
+    return [
+        Error(error.problem, hint=error.fix, id=error.check_id)
+        for error in metrics.configuration_errors()
+    ]

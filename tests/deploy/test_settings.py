@@ -53,6 +53,7 @@ def assert_stops_with_one_line(result, *words):
         ({"EMAIL_PORT": "smtp"}, ["EMAIL_PORT", "whole number"]),
         ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, ["EMAIL_USE_TLS", "EMAIL_USE_SSL"]),
         ({"LOG_LEVEL": "LOUD"}, ["LOG_LEVEL", "WARNING"]),
+        ({"METRICS_WINDOW_MINUTES": "hour"}, ["METRICS_WINDOW_MINUTES", "whole number"]),
         ({"ENV_FILE": "/nonexistent/.env"}, ["ENV_FILE", "/nonexistent/.env"]),
     ],
 )
