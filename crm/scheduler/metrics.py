@@ -43,6 +43,7 @@ OUTCOMES = {
     history.MISSED: "missed",
     history.SKIPPED: "skipped",
 }
+ALWAYS_COUNTED = (history.SUCCEEDED, history.FAILED)
 BUCKET_SETTINGS = ("METRICS_DURATION_BUCKETS", "METRICS_LATENESS_BUCKETS")
 
 
@@ -192,7 +193,9 @@ class SnapshotCollector:
         for job in snapshot.jobs:
             for run_status, outcome in OUTCOMES.items():
                 counted = snapshot.outcomes.get((job.id, run_status))
-                runs.add_metric([job.id, outcome], counted.runs if counted else 0)
+                # The others only once they happen: each series costs every scrape.
+                if counted or run_status in ALWAYS_COUNTED:
+                    runs.add_metric([job.id, outcome], counted.runs if counted else 0)
             succeeded = snapshot.outcomes.get((job.id, history.SUCCEEDED))
             if succeeded and succeeded.last_finished is not None:
                 last_success.add_metric([job.id], succeeded.last_finished)

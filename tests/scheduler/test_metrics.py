@@ -83,7 +83,11 @@ def test_runs_are_counted_by_outcome(client):
 
     assert value(scraped, "crm_job_runs_total", job="heartbeat", outcome="succeeded") == 2
     assert value(scraped, "crm_job_runs_total", job="heartbeat", outcome="failed") == 1
-    assert value(scraped, "crm_job_runs_total", job="heartbeat", outcome="missed") == 0
+    assert value(scraped, "crm_job_runs_total", job="heartbeat", outcome="missed") is None
+    assert (
+        value(scraped, "crm_job_runs_total", job="auto_close_resolved_tickets", outcome="failed")
+        == 0
+    )
     assert value(scraped, "crm_job_failing", job="heartbeat") == 1
     assert value(scraped, "crm_job_paused", job="heartbeat") == 0
     assert value(scraped, "crm_job_late", job="heartbeat") == 0
