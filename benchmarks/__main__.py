@@ -12,7 +12,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ["auto_close", "pruning", "dispatch", "startup", "latency", "failover", "isolation"]
+BENCHMARKS = [
+    "auto_close",
+    "pruning",
+    "dispatch",
+    "startup",
+    "latency",
+    "failover",
+    "isolation",
+    "metrics",
+]
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
