@@ -21,6 +21,7 @@ BENCHMARKS = [
     "failover",
     "isolation",
     "api",
+    "metrics",
 ]
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

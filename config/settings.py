@@ -84,6 +84,13 @@ try:
     # default cache (per process with the local-memory cache).
     API_ANON_RATE = env.rate("API_ANON_RATE", "30/minute")
     API_USER_RATE = env.rate("API_USER_RATE", "600/minute")
+    # GET /metrics (Prometheus): the bearer token that reads it (staff users
+    # may anyway), how far back its histograms look, and their bucket bounds in
+    # seconds (malformed bounds: crm.E031 in `manage.py check`).
+    METRICS_TOKEN = env.string("METRICS_TOKEN")
+    METRICS_WINDOW_MINUTES = env.integer("METRICS_WINDOW_MINUTES", 60, minimum=1)
+    METRICS_DURATION_BUCKETS = env.strings("METRICS_DURATION_BUCKETS", "0.1,1,10,60,600,3600")
+    METRICS_LATENESS_BUCKETS = env.strings("METRICS_LATENESS_BUCKETS", "0.05,0.5,5,60,600")
     # The built-in jobs (crm/scheduler/declarations.py). A malformed cron
     # expression is reported by `manage.py check` (crm.E006) and keeps the
     # scheduler off; the web app still serves.

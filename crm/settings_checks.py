@@ -4,10 +4,11 @@ cannot work but do not stop start-up (`python manage.py check`)."""
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from crm.scheduler import metrics
 from crm.scheduler.pings import url_problem
 
 MIN_TOKEN_LENGTH = 32
-TOKEN_SETTINGS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN")
+TOKEN_SETTINGS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN", "METRICS_TOKEN")
 URL_SETTINGS = ("SCHEDULER_HEARTBEAT_URL", "ALERT_WEBHOOK_URL")
 
 
@@ -49,3 +50,12 @@ def check_outbound_urls(app_configs=None, **kwargs) -> list[Error]:
                 )
             )
     return errors
+
+
+@register("crm")
+def check_metrics_settings(app_configs=None, **kwargs) -> list[Error]:
+    """GET /metrics answers 503 with the same message until these are fixed."""
+    return [
+        Error(error.problem, hint=error.fix, id=error.check_id)
+        for error in metrics.configuration_errors()
+    ]

@@ -1,4 +1,4 @@
-"""Views outside the admin: the scheduler's health for monitors, and waking it."""
+"""Views outside the admin: the scheduler's health and metrics for monitors, and waking it."""
 
 import hmac
 import time
@@ -6,13 +6,14 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from crm.scheduler import serializers, startup, status
+from crm.scheduler import metrics, serializers, startup, status
 from crm.scheduler.connections import describe, drop_connection
 
 WAKE_INTERVAL_SECONDS = 10  # at most one wake per process in this time
@@ -45,6 +46,36 @@ def scheduler_health(request):
     if _may_see_details(request):
         body.update(serializers.scheduler_state(active, jobs, problems))
     return _unhealthy(body) if problems else JsonResponse(body)
+
+
+@require_GET
+@never_cache
+def scheduler_metrics(request):
+    """The scheduler's metrics in the Prometheus text format (crm.scheduler.metrics),
+    for `Authorization: Bearer <METRICS_TOKEN>` and staff users; 403 for others."""
+    try:
+        if not _may_see_metrics(request):
+            return _text("wrong or missing bearer token (METRICS_TOKEN)", status=403)
+        snapshot = metrics.read()
+    except metrics.MetricsMisconfigured as error:
+        return _text(f"metrics are off: {error} See `python manage.py check`.", status=503)
+    except DatabaseError as error:
+        drop_connection()
+        return _text(f"the database is unreachable: {describe(error)}", status=503)
+    return HttpResponse(metrics.exposition(snapshot), content_type=CONTENT_TYPE_LATEST)
+
+
+def _may_see_metrics(request) -> bool:
+    token = settings.METRICS_TOKEN
+    if token and _bearer_matches(request, token):
+        return True  # before the staff check, which needs the database
+    return request.user.is_authenticated and request.user.is_staff
+
+
+def _text(message: str, status: int) -> HttpResponse:
+    response = HttpResponse(f"{message}\n", status=status, content_type="text/plain")
+    response._has_been_logged = True  # an answer to a monitor, as in _unhealthy
+    return response
 
 
 def _unhealthy(body: dict) -> JsonResponse:

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Now
 
@@ -63,12 +63,23 @@ class Lease:
         # (monotonic time, database time) at the last renewal: how far this
         # host's wall clock is from the database's (see `clock_offset`).
         self._database_clock: tuple[float, float] | None = None
+        # Renewals that failed and are not yet counted in the row's
+        # `renewal_failures`: added by the next statement that reaches it.
+        self.uncounted_failures = 0
 
     def acquire(self, dispatched_seconds_ago: float | None = None) -> bool:
         """Take the lease if it is free or expired, or renew it if we hold it.
         Returns whether we hold it now. `dispatched_seconds_ago`: when the
         holder's dispatch loop last read the job store (published as
         `dispatched_at`, so that a stalled loop shows; None: unknown)."""
+        try:
+            return self._acquire(dispatched_seconds_ago)
+        except DatabaseError:
+            if self.renewed_at:
+                self.uncounted_failures += 1
+            raise
+
+    def _acquire(self, dispatched_seconds_ago: float | None) -> bool:
         sent_at = time.monotonic()
         if not self._row_exists:
             SchedulerLease.objects.bulk_create(
@@ -96,10 +107,12 @@ class Lease:
                 if dispatched_seconds_ago is None
                 else database_now_plus(-timedelta(seconds=dispatched_seconds_ago))
             )
+            failures = F("renewal_failures") + self.uncounted_failures
             renewed = SchedulerLease.objects.filter(mine, name=self.name).update(
                 heartbeat_at=DatabaseNow(),
                 expires_at=database_now_plus(self.duration),
                 dispatched_at=dispatched_at,
+                renewal_failures=failures,
             )
             taken = renewed or SchedulerLease.objects.filter(claimable, name=self.name).update(
                 holder=self.holder.token,
@@ -109,11 +122,18 @@ class Lease:
                 heartbeat_at=DatabaseNow(),
                 expires_at=database_now_plus(self.duration),
                 dispatched_at=None,
+                renewal_failures=failures,
             )
+            lost = 1 if self.renewed_at and not taken else 0  # it passed on while ours
+            if not taken and self.uncounted_failures + lost:
+                SchedulerLease.objects.filter(name=self.name).update(
+                    renewal_failures=F("renewal_failures") + self.uncounted_failures + lost
+                )
             # The database's clock as it renewed, for `clock_offset`.
             row = SchedulerLease.objects.filter(name=self.name)
             heartbeat = row.values_list("heartbeat_at", flat=True).first() if taken else None
         self.renewed_at = sent_at if taken else None
+        self.uncounted_failures = 0
         if heartbeat is not None:
             self._database_clock = (sent_at, heartbeat.timestamp())
         return bool(taken)

@@ -18,6 +18,11 @@ class SchedulerLease(models.Model):
         blank=True,
         help_text="When the holder's dispatch loop last read the job store (database time).",
     )
+    renewal_failures = models.PositiveBigIntegerField(
+        default=0,
+        help_text="Renewals by a holder that failed (the database did not answer, or the "
+        "lease had passed on), across every holder so far.",
+    )
 
     class Meta:
         verbose_name = "scheduler lease"
@@ -227,3 +232,39 @@ class AuditEntry(models.Model):
         if self.command.taken_at is not None:
             return "being carried out by the active scheduler"
         return "queued for the active scheduler"
+
+
+class RunTally(models.Model):
+    """How many runs of a job ended with a status, counted from the run history
+    and kept when the history is pruned. See crm.scheduler.tally."""
+
+    job_id = models.CharField(max_length=255)
+    status = models.CharField(max_length=50)
+    runs = models.PositiveBigIntegerField(default=0)
+    last_finished = models.FloatField(
+        null=True, blank=True, help_text="When the latest of them finished (Unix time)."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job_id", "status"], name="one_tally_per_outcome")
+        ]
+
+    def __str__(self):
+        return f"{self.job_id}: {self.runs} {self.status}"
+
+
+class RunTallyMark(models.Model):
+    """How far the run history has been counted into RunTally: every run up to
+    `counted_through` (by id) except `pending`, the ones not finished then."""
+
+    name = models.CharField(primary_key=True, max_length=50)
+    counted_through = models.BigIntegerField(default=0)
+    next_through = models.BigIntegerField(
+        default=0, help_text="The highest run id when it was last counted: the next count's end."
+    )
+    counted_at = models.DateTimeField(default=timezone.now)
+    pending = models.JSONField(default=list, help_text="Ids of runs not finished when counted.")
+
+    def __str__(self):
+        return f"runs counted through id {self.counted_through}"

@@ -58,6 +58,7 @@ def assert_stops_with_one_line(result, *words):
         ({"LOG_BACKUP_COUNT": "0"}, ["LOG_BACKUP_COUNT", "at least 1"]),
         ({"API_USER_RATE": "600 a minute"}, ["API_USER_RATE", "600/minute"]),
         ({"API_ANON_RATE": "30/min"}, ["API_ANON_RATE", "second, minute, hour or day"]),
+        ({"METRICS_WINDOW_MINUTES": "hour"}, ["METRICS_WINDOW_MINUTES", "whole number"]),
         ({"ENV_FILE": "/nonexistent/.env"}, ["ENV_FILE", "/nonexistent/.env"]),
     ],
 )

@@ -1,13 +1,14 @@
-"""`manage.py check` warns about bearer tokens short enough to guess."""
+"""`manage.py check` warns about bearer tokens short enough to guess, and reports
+malformed metrics settings as errors."""
 
 import secrets
 
 import pytest
 
-from crm.settings_checks import check_token_lengths
+from crm.settings_checks import check_metrics_settings, check_token_lengths
 from tests.support.processes import project_env, run_manage
 
-TOKENS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN")
+TOKENS = ("SCHEDULER_WAKE_TOKEN", "HEALTH_TOKEN", "METRICS_TOKEN")
 
 
 def warnings_for(settings, **tokens):
@@ -52,3 +53,45 @@ def test_manage_py_check_warns_without_failing_or_showing_the_token():
     assert result.returncode == 0, result.stderr
     assert "crm.W001" in result.stderr and "SCHEDULER_WAKE_TOKEN is 16 characters" in result.stderr
     assert token not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [["1", "0.5"], ["0", "1"], ["-1"], ["1", "1"], ["fast"], [], ["inf"]],
+)
+@pytest.mark.parametrize("name", ["METRICS_DURATION_BUCKETS", "METRICS_LATENESS_BUCKETS"])
+def test_malformed_histogram_buckets_are_an_error_naming_the_setting(settings, name, bounds):
+    setattr(settings, name, bounds)
+
+    errors = check_metrics_settings()
+
+    assert [(error.id, error.msg) for error in errors] == [
+        ("crm.E031", f"{name}={','.join(bounds)!r} is not a list of histogram bucket bounds.")
+    ]
+    assert "increasing order" in errors[0].hint
+
+
+@pytest.mark.parametrize("minutes", [0, -5, "60", 1.5, None])
+def test_a_metrics_window_that_is_not_a_whole_number_of_minutes_is_an_error(settings, minutes):
+    settings.METRICS_WINDOW_MINUTES = minutes
+
+    errors = check_metrics_settings()
+
+    assert [(error.id, error.msg) for error in errors] == [
+        ("crm.E032", f"METRICS_WINDOW_MINUTES={minutes!r} is not valid.")
+    ]
+
+
+def test_the_default_metrics_settings_pass():
+    assert check_metrics_settings() == []
+
+
+def test_manage_py_check_fails_on_malformed_buckets_from_the_environment():
+    result = run_manage(
+        "check", env=project_env(SECRET_KEY="x", METRICS_LATENESS_BUCKETS="0.1,1,fast")
+    )
+
+    assert result.returncode == 1
+    assert "crm.E031" in result.stderr
+    assert "METRICS_LATENESS_BUCKETS='0.1,1,fast'" in result.stderr
+    assert "Traceback" not in result.stderr
