@@ -10,7 +10,8 @@ answers the same and nothing is lost when a worker is recycled:
 * last success, next fire, paused, late, failing: from crm.scheduler.status;
 * the lease, its renewal failures, the commands waiting for the active scheduler.
 
-A fresh registry per scrape holds one collector over values already read.
+A collector over values already read makes prometheus_client's metric
+families; crm.scheduler.text_format writes them.
 """
 
 import bisect
@@ -23,7 +24,6 @@ from django.conf import settings
 from django.db.models import DurationField, ExpressionWrapper, F
 from django.utils import timezone
 from django_apscheduler.models import DjangoJobExecution
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import (
     InfoMetricFamily,
 )
 
-from crm.scheduler import history, status, tally
+from crm.scheduler import history, status, tally, text_format
 from crm.scheduler.lease import LEASE_NAME
 from crm.scheduler.models import SchedulerCommand, SchedulerLease
 
@@ -136,9 +136,7 @@ def read(now: datetime | None = None) -> Snapshot:
 
 
 def exposition(snapshot: Snapshot) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(snapshot))
-    return generate_latest(registry)
+    return text_format.render(SnapshotCollector(snapshot).collect())
 
 
 def _recent_runs(since: datetime) -> dict[str, list[RecentRun]]:

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import OperationalError, connection
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from crm.scheduler import control, history, tally
+from crm.scheduler import control, history, metrics, tally
 from crm.scheduler.commands import submit
 from crm.scheduler.lease import Lease
 from crm.scheduler.pruning import prune_executions
@@ -266,3 +267,20 @@ def test_it_costs_a_few_queries_whatever_the_number_of_runs(client, django_asser
     scrape(client)
     with django_assert_max_num_queries(10):
         scrape(client)
+
+
+def test_the_text_is_what_prometheus_client_writes(client):
+    """crm.scheduler.text_format against the library's own writer, on a scrape
+    with every kind of family: counters, gauges, the holder's info, histograms."""
+    run(fired=NOW - timedelta(minutes=3), late=0.05, duration=0.5)
+    run(history.FAILED, fired=NOW - timedelta(minutes=1), late=2, duration=30)
+    lease = Lease(LEASE_NAME, timedelta(seconds=30))
+    assert lease.acquire()
+
+    with time_machine.travel(NOW + timedelta(seconds=10), tick=False):
+        snapshot = metrics.read()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(metrics.SnapshotCollector(snapshot))
+
+    assert metrics.exposition(snapshot) == generate_latest(registry)
+    assert b'crm_scheduler_lease_holder_info{host="' in metrics.exposition(snapshot)
