@@ -10,8 +10,8 @@ answers the same and nothing is lost when a worker is recycled:
 * last success, next fire, paused, late, failing: from crm.scheduler.status;
 * the lease, its renewal failures, the commands waiting for the active scheduler.
 
-A collector over values already read makes prometheus_client's metric
-families; crm.scheduler.text_format writes them.
+The families are made from values already read, and written in the text
+format by crm.scheduler.text_format.
 """
 
 import bisect
@@ -24,16 +24,11 @@ from django.conf import settings
 from django.db.models import DurationField, ExpressionWrapper, F
 from django.utils import timezone
 from django_apscheduler.models import DjangoJobExecution
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeHistogramMetricFamily,
-    GaugeMetricFamily,
-    InfoMetricFamily,
-)
 
 from crm.scheduler import history, status, tally, text_format
 from crm.scheduler.lease import LEASE_NAME
 from crm.scheduler.models import SchedulerCommand, SchedulerLease
+from crm.scheduler.text_format import Family
 
 OUTCOMES = {
     history.SUCCEEDED: "succeeded",
@@ -161,21 +156,17 @@ def _recent_runs(since: datetime) -> dict[str, list[RecentRun]]:
 
 
 class SnapshotCollector:
-    """A prometheus_client collector over one Snapshot (no queries of its own)."""
+    """The metric families of one Snapshot (no queries of its own)."""
 
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
 
-    def collect(self):
-        yield from self._job_metrics()
-        yield from self._histograms()
-        yield from self._scheduler_metrics()
+    def collect(self) -> list[Family]:
+        return [*self._job_metrics(), *self._histograms(), *self._scheduler_metrics()]
 
-    def _job_metrics(self):
+    def _job_metrics(self) -> list[Family]:
         snapshot = self.snapshot
-        runs = CounterMetricFamily(
-            "crm_job_runs", "Runs of the job that ended, by outcome.", labels=["job", "outcome"]
-        )
+        runs = Family("crm_job_runs", "counter", "Runs of the job that ended, by outcome.")
         last_success = _gauge(
             "crm_job_last_success_timestamp_seconds", "When the job's latest successful run ended."
         )
@@ -189,32 +180,33 @@ class SnapshotCollector:
         )
         failing = _gauge("crm_job_failing", "1 if the job's latest finished run failed.")
         for job in snapshot.jobs:
+            job_label = (("job", job.id),)
             for run_status, outcome in OUTCOMES.items():
                 counted = snapshot.outcomes.get((job.id, run_status))
                 # The others only once they happen: each series costs every scrape.
                 if counted or run_status in ALWAYS_COUNTED:
-                    runs.add_metric([job.id, outcome], counted.runs if counted else 0)
+                    runs.add((*job_label, ("outcome", outcome)), counted.runs if counted else 0)
             succeeded = snapshot.outcomes.get((job.id, history.SUCCEEDED))
             if succeeded and succeeded.last_finished is not None:
-                last_success.add_metric([job.id], succeeded.last_finished)
+                last_success.add(job_label, succeeded.last_finished)
             if job.next_run is not None:
-                next_fire.add_metric([job.id], job.next_run.timestamp())
-            paused.add_metric([job.id], int(job.paused))
-            late.add_metric([job.id], int(job.late))
-            failing.add_metric([job.id], int(job.failing))
-        yield from (runs, last_success, next_fire, paused, late, failing)
+                next_fire.add(job_label, job.next_run.timestamp())
+            paused.add(job_label, int(job.paused))
+            late.add(job_label, int(job.late))
+            failing.add(job_label, int(job.failing))
+        return [runs, last_success, next_fire, paused, late, failing]
 
-    def _histograms(self):
+    def _histograms(self) -> list[Family]:
         minutes = f"fired in the last {settings.METRICS_WINDOW_MINUTES} minutes"
-        duration = GaugeHistogramMetricFamily(
+        duration = Family(
             "crm_job_run_duration_seconds",
+            "gaugehistogram",
             f"How long the job's finished runs {minutes} took.",
-            labels=["job"],
         )
-        lateness = GaugeHistogramMetricFamily(
+        lateness = Family(
             "crm_job_fire_lateness_seconds",
+            "gaugehistogram",
             f"How long after its fire time each scheduled run {minutes} started.",
-            labels=["job"],
         )
         for job_id, runs in sorted(self.snapshot.recent.items()):
             for family, values, bounds in (
@@ -223,38 +215,42 @@ class SnapshotCollector:
             ):
                 values = [value for value in values if value is not None]
                 if values:
-                    family.add_metric([job_id], _cumulative(values, bounds), sum(values))
-        yield from (duration, lateness)
+                    family.add_histogram(
+                        (("job", job_id),), _cumulative(values, bounds), sum(values)
+                    )
+        return [duration, lateness]
 
-    def _scheduler_metrics(self):
+    def _scheduler_metrics(self) -> list[Family]:
         active = self.snapshot.active
-        yield GaugeMetricFamily(
-            "crm_scheduler_lease_held", "1 if a scheduler holds the lease.", value=int(bool(active))
-        )
-        holder = InfoMetricFamily("crm_scheduler_lease_holder", "The scheduler holding the lease.")
+        held = Family("crm_scheduler_lease_held", "gauge", "1 if a scheduler holds the lease.")
+        held.add(value=int(bool(active)))
+        holder = Family("crm_scheduler_lease_holder", "info", "The scheduler holding the lease.")
         if active is not None:
-            holder.add_metric([], {"host": active.host, "pid": str(active.pid)})
-        yield holder
-        stalled = active is not None and active.stalled_since(self.snapshot.jobs) is not None
-        yield GaugeMetricFamily(
+            holder.add((("host", active.host), ("pid", str(active.pid))))
+        stalled = Family(
             "crm_scheduler_stalled",
+            "gauge",
             "1 if the active scheduler holds the lease but dispatches nothing.",
-            value=int(stalled),
         )
-        yield CounterMetricFamily(
+        is_stalled = active is not None and active.stalled_since(self.snapshot.jobs) is not None
+        stalled.add(value=int(is_stalled))
+        renewal_failures = Family(
             "crm_scheduler_lease_renewal_failures",
+            "counter",
             "Lease renewals that failed (database unreachable, or the lease had passed on).",
-            value=self.snapshot.renewal_failures,
         )
-        yield GaugeMetricFamily(
+        renewal_failures.add(value=self.snapshot.renewal_failures)
+        waiting = Family(
             "crm_scheduler_commands_waiting",
+            "gauge",
             "Commands (run, pause, ...) not yet taken by an active scheduler.",
-            value=self.snapshot.commands_waiting,
         )
+        waiting.add(value=self.snapshot.commands_waiting)
+        return [held, holder, stalled, renewal_failures, waiting]
 
 
-def _gauge(name: str, documentation: str) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, labels=["job"])
+def _gauge(name: str, documentation: str) -> Family:
+    return Family(name, "gauge", documentation)
 
 
 def _cumulative(values: list[float], bounds: tuple[float, ...]) -> list[tuple[str, int]]:

@@ -1,54 +1,74 @@
-"""The Prometheus text format (0.0.4) of metric families, as
-prometheus_client's `generate_latest` writes it, byte for byte, for the
-families crm.scheduler.metrics makes (counter, gauge, info, gauge histogram).
+"""Metric families and the Prometheus text format (0.0.4) they are written in,
+byte for byte as prometheus_client's `generate_latest` writes its own families
+of the same kinds (counter, gauge, info, gauge histogram).
 
-Ours because of its cost: with 1,000 jobs a scrape is some 25,000 lines, and
-`generate_latest` spends most of a scrape's time formatting them (see the
-metrics benchmark). tests/scheduler/test_metrics.py compares the two.
+Ours because of their cost: with 1,000 jobs a scrape is some 25,000 samples,
+and prometheus_client's families and writer spent most of a scrape's time on
+them (see the metrics benchmark). tests/scheduler/test_metrics.py compares.
 """
+
+from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
 
-# How the text format names and types what OpenMetrics families hold.
-TYPE_SUFFIX = {"counter": "_total", "info": "_info"}
-TEXT_TYPE = {"info": "gauge", "gaugehistogram": "histogram", "stateset": "gauge"}
-SEPARATE_GAUGES = ("_created", "_gsum", "_gcount")  # written last, each as a gauge
+# How the text format names and types what each kind of family holds.
+SAMPLE_SUFFIX = {"counter": "_total", "info": "_info"}
+TEXT_TYPE = {"info": "gauge", "gaugehistogram": "histogram"}
+SEPARATE_GAUGES = ("_gcount", "_gsum")  # written after the family, each as a gauge
 
 
-def render(families) -> bytes:
+@dataclass
+class Family:
+    name: str
+    type: str  # "counter", "gauge", "info" or "gaugehistogram"
+    documentation: str
+    # (sample name suffix, labels as (name, value) pairs sorted by name, value)
+    samples: list[tuple[str, tuple, float]] = field(default_factory=list)
+
+    def add(self, labels: tuple = (), value: float = 1) -> None:
+        self.samples.append((SAMPLE_SUFFIX.get(self.type, ""), labels, value))
+
+    def add_histogram(self, labels: tuple, buckets: list[tuple[str, int]], total: float) -> None:
+        """`buckets`: (upper bound, cumulative count), the last "+Inf"."""
+        for bound, count in buckets:
+            with_bound = tuple(sorted((*labels, ("le", bound))))
+            self.samples.append(("_bucket", with_bound, count))
+        self.samples.append(("_gcount", labels, buckets[-1][1]))
+        self.samples.append(("_gsum", labels, total))
+
+
+def render(families: list[Family]) -> bytes:
     out = []
+    label_texts = {}  # the same labels (a job's) recur in every family
     for family in families:
-        name = family.name + TYPE_SUFFIX.get(family.type, "")
-        help_text = _help(family.documentation)
-        out.append(
-            f"# HELP {name} {help_text}\n# TYPE {name} {TEXT_TYPE.get(family.type, family.type)}\n"
-        )
-        separate = {}
-        for sample in family.samples:
-            line = _sample_line(sample)
-            suffix = sample.name[len(family.name) :]
-            if suffix in SEPARATE_GAUGES:
-                separate.setdefault(suffix, []).append(line)
-            else:
-                out.append(line)
-        for suffix, lines in sorted(separate.items()):
-            gauge = family.name + suffix
-            out.append(f"# HELP {gauge} {help_text}\n# TYPE {gauge} gauge\n")
-            out.extend(lines)
+        name = family.name + SAMPLE_SUFFIX.get(family.type, "")
+        help_text = _escape_help(family.documentation)
+        out.append(f"# HELP {name} {help_text}\n")
+        out.append(f"# TYPE {name} {TEXT_TYPE.get(family.type, family.type)}\n")
+        separate = {suffix: [] for suffix in SEPARATE_GAUGES}
+        for suffix, labels, value in family.samples:
+            text = label_texts.get(labels)
+            if text is None:
+                text = label_texts[labels] = _label_text(labels)
+            line = f"{family.name}{suffix}{text} {floatToGoString(value)}\n"
+            separate.get(suffix, out).append(line)
+        for suffix, lines in separate.items():
+            if lines:
+                gauge = family.name + suffix
+                out.append(f"# HELP {gauge} {help_text}\n# TYPE {gauge} gauge\n")
+                out.extend(lines)
     return "".join(out).encode("utf-8")
 
 
-def _sample_line(sample) -> str:
-    value = floatToGoString(sample.value)
-    if not sample.labels:
-        return f"{sample.name} {value}\n"
-    labels = ",".join(f'{key}="{_label(text)}"' for key, text in sorted(sample.labels.items()))
-    return f"{sample.name}{{{labels}}} {value}\n"
+def _label_text(labels: tuple) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{key}="{_escape_label(label)}"' for key, label in labels) + "}"
 
 
-def _help(text: str) -> str:
+def _escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
 
 
-def _label(text: str) -> str:
+def _escape_label(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import OperationalError, connection
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Metric, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from crm.scheduler import control, history, metrics, tally
+from crm.scheduler import control, history, metrics, tally, text_format
 from crm.scheduler.commands import submit
 from crm.scheduler.lease import Lease
 from crm.scheduler.pruning import prune_executions
@@ -276,11 +276,26 @@ def test_the_text_is_what_prometheus_client_writes(client):
     run(history.FAILED, fired=NOW - timedelta(minutes=1), late=2, duration=30)
     lease = Lease(LEASE_NAME, timedelta(seconds=30))
     assert lease.acquire()
-
     with time_machine.travel(NOW + timedelta(seconds=10), tick=False):
-        snapshot = metrics.read()
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(metrics.SnapshotCollector(snapshot))
+        families = metrics.SnapshotCollector(metrics.read()).collect()
 
-    assert metrics.exposition(snapshot) == generate_latest(registry)
-    assert b'crm_scheduler_lease_holder_info{host="' in metrics.exposition(snapshot)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AsPrometheusFamilies(families))
+
+    assert text_format.render(families) == generate_latest(registry)
+    assert {family.type for family in families} == {"counter", "gauge", "info", "gaugehistogram"}
+    assert b'crm_scheduler_lease_holder_info{host="' in text_format.render(families)
+
+
+class AsPrometheusFamilies:
+    """Our families as prometheus_client's own, sample for sample."""
+
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        for family in self.families:
+            metric = Metric(family.name, family.documentation, family.type)
+            for suffix, labels, value in family.samples:
+                metric.add_sample(family.name + suffix, dict(labels), value)
+            yield metric
