@@ -172,3 +172,15 @@ def test_a_body_that_is_not_json_is_400_or_415(operator):
 
     assert malformed.status_code == 400 and "JSON parse error" in malformed.json()["detail"]
     assert form.status_code == 415 and "multipart/form-data" in form.json()["detail"]
+
+
+def test_each_action_is_in_the_audit_trail_as_from_the_api(operator):
+    for action in ("pause", "resume", "run"):
+        operator.post(f"/api/v1/jobs/heartbeat/{action}/")
+
+    entries = AuditEntry.objects.filter(source=AuditEntry.Source.API).order_by("id")
+    assert [(e.source, e.action, e.job_id, e.requested_by) for e in entries] == [
+        (AuditEntry.Source.API, action, "heartbeat", "api: operator")
+        for action in ("pause", "resume", "run")
+    ]
+    assert entries[0].final_succeeded is True
