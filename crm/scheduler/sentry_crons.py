@@ -52,6 +52,19 @@ class SentryCheckIns:
         self._failing = False
 
     def started(self, job_id: str, execution_id: int) -> None:
+        self._safely(job_id, self._started, job_id, execution_id)
+
+    def finished(self, job_id: str, execution_id: int, status: str, duration: float) -> None:
+        self._safely(job_id, self._finished, job_id, execution_id, status, duration)
+
+    def _safely(self, job_id, step, *args) -> None:
+        """Nothing raised here reaches the run (the signals are sent unguarded)."""
+        try:
+            step(*args)
+        except Exception as error:
+            self._note(job_id, f"{type(error).__name__}: {error}")
+
+    def _started(self, job_id: str, execution_id: int) -> None:
         sdk = active_sdk()
         if sdk is None:
             return
@@ -67,7 +80,7 @@ class SentryCheckIns:
             while len(self._open) > MAX_OPEN:
                 del self._open[next(iter(self._open))]
 
-    def finished(self, job_id: str, execution_id: int, status: str, duration: float) -> None:
+    def _finished(self, job_id: str, execution_id: int, status: str, duration: float) -> None:
         with self._lock:
             check_in = self._open.get(execution_id)
             if check_in is not None and status == "retrying":
