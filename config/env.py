@@ -9,6 +9,7 @@ import sys
 import zoneinfo
 from email.utils import getaddresses
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from decouple import Config, RepositoryEmpty, RepositoryEnv, UndefinedValueError
@@ -141,6 +142,31 @@ class Environment:
                 'Use "Name <name@example.com>, other@example.com".'
             )
         return [(display or address, address) for display, address in pairs]
+
+    def sentry_dsn(self, name: str) -> str:
+        """A Sentry DSN, https://PUBLIC_KEY@HOST/PROJECT_ID, or "" (unset).
+        Not quoted in the error: it holds the project's key."""
+        dsn = self.string(name)
+        if not dsn:
+            return ""
+        try:
+            parts = urlsplit(dsn)
+            parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+        except ValueError:
+            parts = None
+        project = parts.path.rstrip("/").rpartition("/")[2] if parts else ""
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.username
+            or not parts.hostname
+            or not project.isdigit()
+        ):
+            raise ConfigurationError(
+                f"{name} is not a Sentry DSN. Use the DSN from the Sentry project's settings "
+                "(Client Keys), https://<public key>@<host>/<project id>, or leave it empty."
+            )
+        return dsn
 
     def path(self, name: str, default: str) -> Path:
         return self._under_base_dir(self.string(name, default) or default)

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from config.env import ConfigurationError, Environment, exit_on_configuration_error
+from config.sentry import init_sentry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -91,6 +92,13 @@ try:
     METRICS_WINDOW_MINUTES = env.integer("METRICS_WINDOW_MINUTES", 60, minimum=1)
     METRICS_DURATION_BUCKETS = env.strings("METRICS_DURATION_BUCKETS", "0.1,1,10,60,600,3600")
     METRICS_LATENESS_BUCKETS = env.strings("METRICS_LATENESS_BUCKETS", "0.05,0.5,5,60,600")
+    # Sentry (config/sentry.py), when sentry-sdk is installed: errors, and a
+    # Crons check-in around each job run unless SENTRY_CRONS is off
+    # (crm/scheduler/sentry_crons.py). Set without sentry-sdk: crm.W003.
+    SENTRY_DSN = env.sentry_dsn("SENTRY_DSN")
+    SENTRY_CRONS = env.boolean("SENTRY_CRONS", default=True)
+    if SENTRY_DSN:
+        init_sentry(SENTRY_DSN)
     # The built-in jobs (crm/scheduler/declarations.py). A malformed cron
     # expression is reported by `manage.py check` (crm.E006) and keeps the
     # scheduler off; the web app still serves.

@@ -9,6 +9,7 @@ class CrmConfig(AppConfig):
     scheduler_runner = None
     alert_watcher = None
     ping_sender = None  # crm.scheduler.pings: sends nothing until asked to
+    sentry_check_ins = None  # crm.scheduler.sentry_crons: the runs' open check-ins
 
     def ready(self):
         # No database access here: the lease is taken in a background thread.
@@ -21,9 +22,11 @@ class CrmConfig(AppConfig):
         )
         from crm.scheduler.permissions import create_job_permissions
         from crm.scheduler.pings import PingSender
+        from crm.scheduler.sentry_crons import SentryCheckIns
         from crm.scheduler.startup import start_if_wanted
 
         post_migrate.connect(create_job_permissions, sender=self)
         self.ping_sender = PingSender()  # before the scheduler: see its atexit
+        self.sentry_check_ins = SentryCheckIns()
 
         start_if_wanted()

@@ -59,3 +59,22 @@ def check_metrics_settings(app_configs=None, **kwargs) -> list[Error]:
         Error(error.problem, hint=error.fix, id=error.check_id)
         for error in metrics.configuration_errors()
     ]
+
+
+@register("crm")
+def check_sentry(app_configs=None, **kwargs) -> list[Warning]:
+    """SENTRY_DSN set where sentry-sdk is not installed: nothing goes to Sentry."""
+    if not getattr(settings, "SENTRY_DSN", ""):
+        return []
+    try:
+        import sentry_sdk  # noqa: F401
+    except ImportError:
+        return [
+            Warning(
+                "SENTRY_DSN is set, but sentry-sdk is not installed: no errors or job "
+                "check-ins are sent to Sentry.",
+                hint="Install it (pip install sentry-sdk) or leave SENTRY_DSN empty.",
+                id="crm.W003",
+            )
+        ]
+    return []

@@ -228,7 +228,12 @@ def _call(context, declaration: JobDeclaration, run, scheduled_at, command_id):
         kwargs[declaration.fire_time_kwarg] = scheduled_at
     execution_id = run.execution.pk
     context.runs.started(execution_id)
-    job_started.send(sender=run_declared_job, job_id=declaration.id, scheduled_at=scheduled_at)
+    job_started.send(
+        sender=run_declared_job,
+        job_id=declaration.id,
+        scheduled_at=scheduled_at,
+        execution_id=execution_id,
+    )
     started = time.monotonic()
     outcome = {"status": "failed", "exception": None, "result": None}
     unrecorded = None

@@ -1,9 +1,11 @@
 """What follows a run, connected in CrmConfig.ready(): the run-now command
-that asked for it is finished, the job's alerts are checked, and its ping URL
-is pinged as it starts and ends."""
+that asked for it is finished, the job's alerts are checked, its ping URL is
+pinged as it starts and ends, and it checks in with Sentry Crons when Sentry
+is set up (crm.scheduler.sentry_crons)."""
 
 import logging
 
+from django.apps import apps
 from django.db import DatabaseError
 from django.dispatch import receiver
 
@@ -37,6 +39,21 @@ def ping_start(*, job_id, scheduled_at, **kwargs):
 @receiver(job_finished, dispatch_uid="crm.scheduler.ping_finish")
 def ping_finish(*, job_id, status, duration, exception, **kwargs):
     pings.ping_run_finished(job_id, status, duration, exception)
+
+
+@receiver(job_started, dispatch_uid="crm.scheduler.sentry_start")
+def sentry_check_in_start(*, job_id, execution_id, **kwargs):
+    _sentry_check_ins().started(job_id, execution_id)
+
+
+@receiver(job_finished, dispatch_uid="crm.scheduler.sentry_finish")
+def sentry_check_in_finish(*, job_id, execution_id, status, duration, **kwargs):
+    _sentry_check_ins().finished(job_id, execution_id, status, duration)
+
+
+def _sentry_check_ins():
+    """This process's open check-ins (made in CrmConfig.ready())."""
+    return apps.get_app_config("crm").sentry_check_ins
 
 
 def _finish(command_id, execution_id, status, error) -> None:

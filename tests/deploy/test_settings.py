@@ -60,6 +60,11 @@ def assert_stops_with_one_line(result, *words):
         ({"API_ANON_RATE": "30/min"}, ["API_ANON_RATE", "second, minute, hour or day"]),
         ({"METRICS_WINDOW_MINUTES": "hour"}, ["METRICS_WINDOW_MINUTES", "whole number"]),
         ({"ENV_FILE": "/nonexistent/.env"}, ["ENV_FILE", "/nonexistent/.env"]),
+        ({"SENTRY_DSN": "o0.ingest.sentry.io/1"}, ["SENTRY_DSN", "not a Sentry DSN"]),
+        ({"SENTRY_DSN": "https://o0.ingest.sentry.io/1"}, ["SENTRY_DSN", "<public key>"]),
+        ({"SENTRY_DSN": "https://k3y@o0.ingest.sentry.io/x"}, ["SENTRY_DSN", "<project id>"]),
+        ({"SENTRY_DSN": "https://k3y@host:port/1"}, ["SENTRY_DSN", "Client Keys"]),
+        ({"SENTRY_CRONS": "sometimes"}, ["SENTRY_CRONS", "true/false"]),
     ],
 )
 def test_it_stops_on_a_bad_value_with_one_line_naming_the_variable(variables, words):
@@ -208,3 +213,52 @@ def test_with_log_format_json_each_line_of_the_log_is_one_json_object(tmp_path):
     assert hello["level"] == "INFO" and hello["message"] == "hello"
     assert hello["time"].endswith("+00:00")
     assert broken["exception"].endswith("ValueError: bad")
+
+
+SENTRY_STATE = (
+    "import sentry_sdk; from crm.scheduler.sentry_crons import active_sdk; "
+    "client = sentry_sdk.get_client(); "
+    "print(client.parsed_dsn is not None, 'django' in client.integrations, "
+    "active_sdk() is not None)"
+)
+
+
+def test_a_sentry_dsn_sets_sentry_up_with_the_django_integration():
+    dsn = "http://public@127.0.0.1:9/1"  # nothing is sent: the shell captures no error
+    env = project_env(SECRET_KEY="x", SENTRY_DSN=dsn)
+    result = run_manage("shell", "-c", SENTRY_STATE, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["True", "True", "True"]
+
+
+def test_a_malformed_sentry_dsn_is_not_quoted():
+    env = project_env(SECRET_KEY="x", SENTRY_DSN="https://k3y-secret@o0.ingest.sentry.io/x")
+    result = run_manage("check", env=env)
+
+    assert_stops_with_one_line(result, "SENTRY_DSN")
+    assert "k3y-secret" not in result.stderr
+
+
+def test_without_a_dsn_sentry_is_not_set_up():
+    result = run_manage("shell", "-c", SENTRY_STATE, env=project_env(SECRET_KEY="x"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["False", "False", "False"]
+
+
+def test_a_sentry_dsn_without_sentry_sdk_installed_is_a_check_warning(tmp_path):
+    # A directory ahead on the path whose sentry_sdk cannot be imported stands
+    # in for a deployment without the package.
+    (tmp_path / "sentry_sdk.py").write_text("raise ImportError('not installed')\n")
+    env = project_env(
+        SECRET_KEY="x",
+        SENTRY_DSN="https://public@o0.ingest.sentry.io/1",
+        PYTHONPATH=str(tmp_path),
+    )
+
+    result = run_manage("check", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "crm.W003" in result.stderr
+    assert "SENTRY_DSN is set, but sentry-sdk is not installed" in result.stderr

@@ -1,6 +1,8 @@
 """A small HTTP server on loopback, in a thread, that records what it is sent:
-the ping and webhook receiver of the tests."""
+the ping and webhook receiver of the tests (and Sentry's, whose envelopes
+come gzipped)."""
 
+import gzip
 import json
 import threading
 import time
@@ -64,10 +66,13 @@ class Receiver:
 
     def _take(self, handler) -> int:
         length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length)
+        if handler.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
         request = Received(
             handler.command,
             handler.path,
-            handler.rfile.read(length).decode(),
+            body.decode(),
             handler.headers.get("Content-Type", ""),
             time.monotonic(),
         )
