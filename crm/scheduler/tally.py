@@ -14,7 +14,7 @@ time. A read adds the runs after the last count to the tallies.
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django_apscheduler.models import DjangoJobExecution
@@ -134,7 +134,8 @@ def _add(counted: dict[tuple[str, str], Outcome]) -> None:
             for job_id, status in [key]
         ],
         update_conflicts=True,
-        unique_fields=["job_id", "status"],
+        # MySQL and MariaDB take the conflict on any unique key and refuse a target.
+        unique_fields=[] if connection.vendor == "mysql" else ["job_id", "status"],
         update_fields=["runs", "last_finished"],
     )
 
