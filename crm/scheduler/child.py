@@ -37,9 +37,16 @@ def _run(request) -> dict:
         from django.db import connections, transaction
         from django.utils.module_loading import import_string
 
+        database = connections["default"].settings_dict
         # The scheduler's own database, even where it differs from the settings
         # file's (a database set up at run time, such as a test database).
-        connections["default"].settings_dict["NAME"] = request["database_name"]
+        database["NAME"] = request["database_name"]
+        if database["ENGINE"] == "django.db.backends.sqlite3":
+            # The job's one transaction takes SQLite's write lock at its first
+            # write, not at BEGIN: a job that hangs before writing (or never
+            # writes) must not hold up every other writer, the lease's renewal
+            # first of all.
+            database["OPTIONS"] = {**database.get("OPTIONS", {}), "transaction_mode": "DEFERRED"}
         func = import_string(request["func"])
         with transaction.atomic():
             result = func(*request["args"], **request["kwargs"])
