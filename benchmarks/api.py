@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from knox.models import AuthToken
 
-from benchmarks.data import insert_executions
+from benchmarks.data import analyze, insert_executions
 from benchmarks.dispatch import percentile_99
 from benchmarks.report import Figure
 from crm.api.pagination import Position
@@ -69,9 +69,7 @@ def fill(job_ids: list[str]) -> None:
             "scheduler, attempt) "
             f"SELECT id, 'schedule', run_time, 'web1', 1, '', 1 FROM {EXECUTIONS}"
         )
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ANALYZE {EXECUTIONS}")
-            cursor.execute("ANALYZE crm_rundetail")
+    analyze(EXECUTIONS, "crm_rundetail")
 
 
 def token_client() -> Client:

@@ -60,3 +60,13 @@ def insert_executions(rows: int, job_ids: list[str], run_from: datetime) -> None
         [history.FAILED, history.SUCCEEDED, _timestamp(run_from)],
         "django_apscheduler_djangojobexecution (job_id, status, run_time, duration, finished)",
     )
+
+
+def analyze(*tables: str) -> None:
+    """Refresh the planner's statistics after a bulk load, as autovacuum would
+    have done long before a real table grew to this size."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {table}")

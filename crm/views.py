@@ -34,7 +34,8 @@ def scheduler_health(request):
     `Authorization: Bearer <HEALTH_TOKEN>` get the details."""
     now = timezone.now()
     try:
-        active, jobs = status.active_scheduler(now), status.job_states(now)
+        details = _may_see_details(request)
+        active, jobs = status.active_scheduler(now), status.job_states(now, runs=details)
     except DatabaseError as error:
         drop_connection()
         problem = f"the database is unreachable: {describe(error)}"
@@ -43,7 +44,7 @@ def scheduler_health(request):
         return _unhealthy({"status": "unhealthy", **details})
     problems = status.problems(active, jobs, settings.HEALTH_CHECKS)
     body = {"status": "unhealthy" if problems else "ok"}
-    if _may_see_details(request):
+    if details:
         body.update(serializers.scheduler_state(active, jobs, problems))
     return _unhealthy(body) if problems else JsonResponse(body)
 

@@ -120,7 +120,7 @@ def read(now: datetime | None = None) -> Snapshot:
     lease = SchedulerLease.objects.filter(name=LEASE_NAME).values("renewal_failures").first()
     return Snapshot(
         active=status.active_scheduler(now),
-        jobs=status.job_states(now),
+        jobs=status.job_states(now, runs=False),
         outcomes=tally.outcomes(),
         recent=_recent_runs(since),
         renewal_failures=lease["renewal_failures"] if lease else 0,

@@ -98,12 +98,15 @@ class JobState:
     late_since: datetime | None
     recent: list[DjangoJobExecution] = field(default_factory=list)  # latest first
     pause: PauseInfo | None = None  # who paused it, why, until when (if paused by someone)
+    # Their statuses, also when the runs themselves were not read (runs=False).
+    last_status: str | None = None
+    last_finished_status: str | None = None
 
     @property
     def done(self) -> bool:
         """A one-shot job whose one fire has passed (run, missed or skipped)."""
         one_shot = self.declaration is not None and self.declaration.run_at is not None
-        return one_shot and self.stored and self.next_run is None and self.last_run is not None
+        return one_shot and self.stored and self.next_run is None and self.last_status is not None
 
     @property
     def paused(self) -> bool:
@@ -111,12 +114,12 @@ class JobState:
 
     @property
     def running(self) -> bool:
-        return self.last_run is not None and self.last_run.status == history.RUNNING
+        return self.last_status == history.RUNNING
 
     @property
     def retrying(self) -> bool:
         """Its latest fire failed and waits for another attempt."""
-        return self.last_run is not None and self.last_run.status == history.RETRYING
+        return self.last_status == history.RETRYING
 
     @property
     def late(self) -> bool:
@@ -124,7 +127,7 @@ class JobState:
 
     @property
     def failing(self) -> bool:
-        return self.last_finished is not None and self.last_finished.status in FAILED_STATUSES
+        return self.last_finished_status in FAILED_STATUSES
 
 
 ALL_CHECKS = ("active", "stalled", "late", "failing")
@@ -163,38 +166,48 @@ def active_scheduler(now: datetime | None = None) -> ActiveScheduler | None:
 
 
 def job_states(
-    now: datetime | None = None, recent_runs: int = 0, job_ids: list[str] | None = None
+    now: datetime | None = None,
+    recent_runs: int = 0,
+    job_ids: list[str] | None = None,
+    runs: bool = True,
 ) -> list[JobState]:
     """Every declared or stored job, declared ones first in declaration order.
     With `recent_runs`, each state carries that many of its latest fires;
-    with `job_ids`, only those jobs.
-    Two queries whatever the history's size: each is an index lookup per job
-    on the unique (job, run_time) index."""
+    with `job_ids`, only those jobs; with `runs=False`, only the statuses of
+    its latest runs, not the runs (for what only needs the states: late,
+    failing, paused, ...).
+    Two queries whatever the history's size (one with runs=False): each is an
+    index lookup per job on the unique (job, run_time) index."""
     now = now or timezone.now()
     declared = declared_jobs()
-    stored_jobs = _stored_jobs(recent_runs)
+    stored_jobs = _stored_jobs(recent_runs, runs)
     if job_ids is not None:
         declared = {job_id: job for job_id, job in declared.items() if job_id in job_ids}
         stored_jobs = stored_jobs.filter(id__in=job_ids)
     stored = {job["id"]: job for job in stored_jobs}
-    executions = _executions(stored.values())
+    executions = _executions(stored.values()) if runs else {}
+    pauses = _pauses(job_ids)
     states = []
     for job_id in [*declared, *sorted(set(stored) - set(declared))]:
         declaration, row = declared.get(job_id), stored.get(job_id, {})
-        runs = executions.get(job_id, {})
+        fires = executions.get(job_id, {})
         states.append(
             JobState(
                 id=job_id,
                 declaration=declaration,
                 stored=job_id in stored,
                 next_run=row.get("next_run_time"),
-                last_run=runs.get(row.get("last_run_id")),
-                last_finished=runs.get(row.get("last_finished_id")),
+                last_run=fires.get(row.get("last_run_id")),
+                last_finished=fires.get(row.get("last_finished_id")),
+                last_status=row.get("last_run_status"),
+                last_finished_status=row.get("last_finished_status"),
                 late_since=_late_since(declaration, row.get("next_run_time"), now),
-                pause=_pause(row),
+                pause=pauses.get(job_id)
+                if job_id in stored and row["next_run_time"] is None
+                else None,
                 recent=[
                     run
-                    for run in sorted(runs.values(), key=lambda run: run.run_time, reverse=True)
+                    for run in sorted(fires.values(), key=lambda run: run.run_time, reverse=True)
                     if recent_runs and run.run_time >= (row.get("recent_since") or run.run_time)
                 ][:recent_runs],
             )
@@ -202,7 +215,7 @@ def job_states(
     return states
 
 
-def _stored_jobs(recent_runs: int):
+def _stored_jobs(recent_runs: int, runs: bool):
     def latest(executions, field="id", offset=0):
         return Subquery(
             executions.filter(job_id=OuterRef("id"))
@@ -210,30 +223,26 @@ def _stored_jobs(recent_runs: int):
             .values(field)[offset : offset + 1]
         )
 
-    runs = DjangoJobExecution.objects.all()
-    pauses = JobPause.objects.filter(job_id=OuterRef("id"))
+    every = DjangoJobExecution.objects.all()
+    finished = every.exclude(status__in=(history.RUNNING, history.RETRYING, *NOT_RUN_STATUSES))
     annotations = {
-        **{
-            f"pause_{name}": Subquery(pauses.values(column)[:1])
-            for name, column in PAUSE_COLUMNS.items()
-        },
-        "last_run_id": latest(runs),
-        "last_finished_id": latest(
-            runs.exclude(status__in=(history.RUNNING, history.RETRYING, *NOT_RUN_STATUSES))
-        ),
+        "last_run_status": latest(every, "status"),
+        "last_finished_status": latest(finished, "status"),
     }
-    if recent_runs:
-        annotations["recent_since"] = latest(runs, "run_time", offset=recent_runs - 1)
+    if runs:
+        annotations |= {"last_run_id": latest(every), "last_finished_id": latest(finished)}
+    if runs and recent_runs:
+        annotations["recent_since"] = latest(every, "run_time", offset=recent_runs - 1)
     return DjangoJob.objects.annotate(**annotations).values("id", "next_run_time", *annotations)
 
 
-PAUSE_COLUMNS = {"by": "paused_by", "since": "paused_at", "until": "until", "note": "note"}
-
-
-def _pause(row: dict) -> PauseInfo | None:
-    if row.get("pause_by") is None or row.get("next_run_time") is not None:
-        return None
-    return PauseInfo(**{name: row[f"pause_{name}"] for name in PAUSE_COLUMNS})
+def _pauses(job_ids: list[str] | None) -> dict[str, PauseInfo]:
+    """Who paused which job: a few rows, whatever the number of jobs."""
+    rows = JobPause.objects.all() if job_ids is None else JobPause.objects.filter(pk__in=job_ids)
+    return {
+        row.job_id: PauseInfo(by=row.paused_by, since=row.paused_at, until=row.until, note=row.note)
+        for row in rows
+    }
 
 
 def _executions(jobs) -> dict[str, dict[int, DjangoJobExecution]]:

@@ -19,10 +19,25 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
 
     def __str__(self):
-        return (
-            f"created {self.created or 'none'}, updated {self.updated or 'none'}, "
-            f"removed {self.removed or 'none'}"
+        return ", ".join(
+            f"{change} {_listed(job_ids)}"
+            for change, job_ids in (
+                ("created", self.created),
+                ("updated", self.updated),
+                ("removed", self.removed),
+            )
         )
+
+
+LISTED_IDS = 10  # a sync of 10,000 jobs is one readable log line, not 200 kB
+
+
+def _listed(job_ids: list[str]) -> str:
+    if not job_ids:
+        return "none"
+    if len(job_ids) <= LISTED_IDS:
+        return str(job_ids)
+    return f"{len(job_ids):,} jobs ({', '.join(job_ids[:LISTED_IDS])}, ...)"
 
 
 def job_options(declaration: JobDeclaration) -> dict:

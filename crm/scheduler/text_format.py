@@ -30,8 +30,12 @@ class Family:
 
     def add_histogram(self, labels: tuple, buckets: list[tuple[str, int]], total: float) -> None:
         """`buckets`: (upper bound, cumulative count), the last "+Inf"."""
+        labels = tuple(sorted(labels))
+        before_le = all(name < "le" for name, _ in labels)
         for bound, count in buckets:
-            with_bound = tuple(sorted((*labels, ("le", bound))))
+            with_bound = (*labels, ("le", bound))
+            if not before_le:
+                with_bound = tuple(sorted(with_bound))
             self.samples.append(("_bucket", with_bound, count))
         self.samples.append(("_gcount", labels, buckets[-1][1]))
         self.samples.append(("_gsum", labels, total))
@@ -39,7 +43,8 @@ class Family:
 
 def render(families: list[Family]) -> bytes:
     out = []
-    label_texts = {}  # the same labels (a job's) recur in every family
+    # A job's labels recur in every family, and sample values repeat (0, 1, counts).
+    label_texts, pair_texts, value_texts = {}, {}, {}
     for family in families:
         name = family.name + SAMPLE_SUFFIX.get(family.type, "")
         help_text = _escape_help(family.documentation)
@@ -49,8 +54,11 @@ def render(families: list[Family]) -> bytes:
         for suffix, labels, value in family.samples:
             text = label_texts.get(labels)
             if text is None:
-                text = label_texts[labels] = _label_text(labels)
-            line = f"{family.name}{suffix}{text} {floatToGoString(value)}\n"
+                text = label_texts[labels] = _label_text(labels, pair_texts)
+            value_text = value_texts.get(value)
+            if value_text is None:
+                value_text = value_texts[value] = floatToGoString(value)
+            line = f"{family.name}{suffix}{text} {value_text}\n"
             separate.get(suffix, out).append(line)
         for suffix, lines in separate.items():
             if lines:
@@ -60,10 +68,16 @@ def render(families: list[Family]) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-def _label_text(labels: tuple) -> str:
+def _label_text(labels: tuple, pair_texts: dict) -> str:
     if not labels:
         return ""
-    return "{" + ",".join(f'{key}="{_escape_label(label)}"' for key, label in labels) + "}"
+    pieces = []
+    for pair in labels:
+        piece = pair_texts.get(pair)
+        if piece is None:
+            piece = pair_texts[pair] = f'{pair[0]}="{_escape_label(pair[1])}"'
+        pieces.append(piece)
+    return "{" + ",".join(pieces) + "}"
 
 
 def _escape_help(text: str) -> str:

@@ -147,3 +147,17 @@ def test_a_stored_job_that_cannot_be_loaded_is_kept_with_its_history(scheduler, 
     assert DjangoJob.objects.filter(id="legacy").exists()
     assert DjangoJobExecution.objects.filter(job_id="legacy").count() == 1
     assert "cannot load stored job 'legacy'" in caplog.text
+
+
+def test_a_sync_of_many_jobs_logs_one_short_line(scheduler, caplog):
+    declarations = {}
+    for n in range(1000):
+        declarations |= declare(f"job-{n:04}")
+
+    with caplog.at_level("INFO", logger="crm.scheduler"):
+        sync_jobs(scheduler, declarations)
+
+    (line,) = [record.getMessage() for record in caplog.records if "sync" in record.getMessage()]
+    assert line.startswith("scheduler sync: created 1,000 jobs (job-0000, job-0001,")
+    assert line.endswith("updated none, removed none")
+    assert len(line) < 300
