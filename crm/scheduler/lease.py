@@ -21,6 +21,8 @@ from crm.scheduler.models import SchedulerLease
 
 # The one lease the schedulers of a deployment compete for.
 LEASE_NAME = "default"
+# Held by the standby that watches the lease closely (crm.scheduler.runner).
+NEXT_IN_LINE = "next-in-line"
 
 
 class DatabaseNow(Now):

@@ -205,14 +205,17 @@ def job_states(
                 pause=pauses.get(job_id)
                 if job_id in stored and row["next_run_time"] is None
                 else None,
-                recent=[
-                    run
-                    for run in sorted(fires.values(), key=lambda run: run.run_time, reverse=True)
-                    if recent_runs and run.run_time >= (row.get("recent_since") or run.run_time)
-                ][:recent_runs],
+                recent=_recent(fires, row.get("recent_since"), recent_runs) if fires else [],
             )
         )
     return states
+
+
+def _recent(fires: dict, since: datetime | None, recent_runs: int) -> list[DjangoJobExecution]:
+    if not recent_runs:
+        return []
+    latest_first = sorted(fires.values(), key=lambda run: run.run_time, reverse=True)
+    return [run for run in latest_first if since is None or run.run_time >= since][:recent_runs]
 
 
 def _stored_jobs(recent_runs: int, runs: bool):

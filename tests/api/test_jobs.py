@@ -115,7 +115,8 @@ def test_resume_ends_a_pause(operator):
 
 
 def test_a_job_that_cannot_be_resumed_is_409_saying_why(operator, settings):
-    settings.SCHEDULER_JOBS[0]["enabled"] = False  # heartbeat
+    heartbeat, *others = settings.SCHEDULER_JOBS
+    settings.SCHEDULER_JOBS = [{**heartbeat, "enabled": False}, *others]
     control.sync("tests")
 
     response = operator.post("/api/v1/jobs/heartbeat/resume/")

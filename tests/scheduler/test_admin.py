@@ -193,7 +193,8 @@ def test_with_no_scheduler_active_an_action_on_several_jobs_is_done_in_one_messa
 
 
 def test_a_job_that_cannot_be_resumed_is_named_in_the_one_message(admin_client, settings):
-    settings.SCHEDULER_JOBS[0]["enabled"] = False  # heartbeat
+    heartbeat, *others = settings.SCHEDULER_JOBS
+    settings.SCHEDULER_JOBS = [{**heartbeat, "enabled": False}, *others]
     control.sync("tests")
     admin_client.post(JOBS, {"action": "pause", "_selected_action": ["nightly"]}, follow=True)
 

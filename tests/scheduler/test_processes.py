@@ -18,6 +18,7 @@ from tests.support.processes import (
     activated_at,
     assert_each_fire_ran_once,
     free_port,
+    query,
     read_fires,
     run_manage,
     start_group,
@@ -107,6 +108,63 @@ def test_each_fire_runs_exactly_once_across_every_process_and_survives_failover(
         message="SIGTERM did not hand the lease over within seconds",
     )
     assert_each_fire_ran_once(read_fires(fire_log))
+
+
+def next_in_line_pid(env):
+    rows = query(
+        env["DATABASE_URL"],
+        "SELECT pid FROM crm_schedulerlease WHERE name = 'next-in-line' AND holder <> ''",
+    )
+    return rows[0][0] if rows else None
+
+
+def test_one_standby_watches_the_lease_and_another_takes_its_place_when_it_dies(app_env):
+    """Of several standbys one watches the lease closely (the others only look
+    now and then whether it is still there): it takes over at once on a clean
+    stop, and when it dies another standby takes its place."""
+    env, fire_log = app_env, Path(app_env["E2E_FIRE_LOG"])
+    runscheduler = [sys.executable, "manage.py", "runscheduler"]
+    active = start_group(runscheduler, env)
+    standbys = []
+    try:
+        wait_until(lambda: read_fires(fire_log), timeout=60, message="no first fire")
+        standbys = [start_group(runscheduler, env) for _ in range(3)]
+        pids = {process.pid: process for process in standbys}
+        watcher = wait_until(
+            lambda: next_in_line_pid(env) in pids and next_in_line_pid(env),
+            timeout=60,
+            message="no standby is next in line",
+        )
+        assert lease_holder_pid(env) == active.pid
+
+        os.kill(watcher, signal.SIGKILL)
+        others = set(pids) - {watcher}
+        # Its place expires with it (a lease), then a standby's next look takes it.
+        replacement = wait_until(
+            lambda: next_in_line_pid(env) in others and next_in_line_pid(env),
+            timeout=LEASE_SECONDS * 1.5 + 5,
+            message="no standby took the place of the one that died",
+        )
+
+        stop_group(active)
+        stopped_at = datetime.now().astimezone()
+        wait_until(
+            lambda: any(
+                pid == replacement and fire > stopped_at for fire, pid in read_fires(fire_log)
+            ),
+            timeout=4,
+            message="the standby next in line did not take over within seconds of a clean stop",
+        )
+        assert lease_holder_pid(env) == replacement
+        wait_until(
+            lambda: next_in_line_pid(env) in others - {replacement},
+            timeout=LEASE_SECONDS + 5,
+            message="the last standby did not become next in line",
+        )
+        assert_each_fire_ran_once(read_fires(fire_log))
+    finally:
+        for process in [active, *standbys]:
+            stop_group(process)
 
 
 def test_runservers_autoreloader_parent_starts_no_scheduler(app_env):
