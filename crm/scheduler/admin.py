@@ -9,6 +9,7 @@ the active scheduler, which runs its fires.
 """
 
 import json
+import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,6 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import timesince, timeuntil
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
@@ -67,6 +69,13 @@ def status_badge(execution):
         return "never"
     label = "running" if execution.status == history.RUNNING else execution.status
     return badge(label, STATUS_COLOURS.get(execution.status, "#757575"))
+
+
+def breakable(name: str):
+    """`name` allowed to wrap after each _ . or -: long job ids in narrow
+    columns, without breaking words anywhere else."""
+    parts = re.split(r"(?<=[_.-])", name)
+    return format_html_join(mark_safe("<wbr>"), "{}", ((part,) for part in parts))
 
 
 def requester(request) -> str:
@@ -226,6 +235,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         lateness = dashboard.lateness_p95(state.recent) if state else None
         return {
             "id": job.id,
+            "name": breakable(job.id),
             "url": reverse(
                 f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
                 args=[quote(job.pk)],
@@ -590,7 +600,7 @@ class JobExecutionAdmin(admin.ModelAdmin):
             args=[quote(execution.job_id)],
             current_app=self.admin_site.name,
         )
-        return format_html('<a href="{}">{}</a>', url, execution.job_id)
+        return format_html('<a href="{}">{}</a>', url, breakable(execution.job_id))
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, execution):
@@ -634,7 +644,9 @@ class JobExecutionAdmin(admin.ModelAdmin):
             return ""
         # Long messages are cut on the list; the run's own page has all of it.
         shown = Truncator(execution.exception).chars(ERROR_SHOWN)
-        return format_html('<span title="{}">{}</span>', execution.exception, shown)
+        return format_html(
+            '<span title="{}" style="overflow-wrap:anywhere">{}</span>', execution.exception, shown
+        )
 
     @admin.display(description="Traceback")
     def traceback_text(self, execution):
