@@ -124,10 +124,12 @@ BACKFILL_WORDING = backfill.Wording(
 class JobChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
-        # One pass for the whole page: states, last runs and recent runs in
-        # two queries (crm.scheduler.status), not several per row.
-        request.scheduler_job_states = status.job_states(recent_runs=RECENT_RUNS)  # for the banner
-        states = {state.id: state for state in request.scheduler_job_states}
+        # One pass for the page's jobs: states, last runs and recent runs in
+        # two queries (crm.scheduler.status), not several per row; only the
+        # page's, so the page costs the same with 10,000 jobs as with 10.
+        job_ids = [job.id for job in self.result_list]
+        page_states = status.job_states(recent_runs=RECENT_RUNS, job_ids=job_ids)
+        states = {state.id: state for state in page_states}
         for job in self.result_list:
             job.state = states.get(job.id)
 

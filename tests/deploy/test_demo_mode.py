@@ -3,15 +3,10 @@
 job is declared and `seed_demo --history` refuses, in one line."""
 
 import json
-import secrets
 
+from tests.deploy.test_settings import PRODUCTION
 from tests.support.processes import project_env, run_manage
 
-PRODUCTION = {
-    "DEBUG": "0",
-    "SECRET_KEY": secrets.token_urlsafe(50),
-    "ALLOWED_HOSTS": "crm.example.com",
-}
 PRINT_DECLARED = (
     "import json; from crm.scheduler.declarations import declared_jobs; "
     "print(json.dumps(sorted(declared_jobs())))"
