@@ -186,8 +186,8 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def get_object(self, request, object_id, from_field=None):
         job = super().get_object(request, object_id, from_field)
         if job is not None:
-            states = status.job_states(recent_runs=RECENT_RUNS)
-            job.state = next((state for state in states if state.id == job.id), None)
+            states = status.job_states(recent_runs=RECENT_RUNS, job_ids=[job.id])
+            job.state = next(iter(states), None)
         return job
 
     def get_urls(self):
