@@ -22,7 +22,7 @@ run: export DEBUG := 1
 run: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_superuser
-	$(BIN)/python manage.py seed_demo --if-empty
+	$(BIN)/python manage.py seed_demo --if-empty --history
 	exec $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 ## test: the whole suite except the slow end-to-end tests (DATABASE_URL picks the database)

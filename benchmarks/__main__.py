@@ -23,6 +23,7 @@ BENCHMARKS = [
     "api",
     "metrics",
     "growth",
+    "dashboard",
 ]
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -70,3 +70,32 @@ def analyze(*tables: str) -> None:
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"ANALYZE {table}")
+
+
+# For insert_daily_runs: 'bench-00042' for i % jobs == 42, on day i / jobs of
+# the range, i % jobs seconds after the day's start.
+BENCH_JOB_ID = {
+    "sqlite": "printf('bench-%%05d', i %% {jobs})",
+    "postgresql": "'bench-' || lpad((i %% {jobs})::text, 5, '0')",
+    "mysql": "CONCAT('bench-', LPAD(i %% {jobs}, 5, '0'))",
+}
+DAY_AND_SECOND_AFTER = {
+    "sqlite": "datetime(%s, '+' || ((i / {jobs}) * 86400 + i %% {jobs}) || ' seconds')",
+    "postgresql": "CAST(%s AS timestamp with time zone) "
+    "+ ((i / {jobs}) * 86400 + i %% {jobs}) * interval '1 second'",
+    "mysql": "DATE_ADD(%s, INTERVAL ((i DIV {jobs}) * 86400 + i %% {jobs}) SECOND)",
+}
+
+
+def insert_daily_runs(jobs: int, days: int, run_from: datetime) -> None:
+    """A finished run a day for `days` days from `run_from` for each of the
+    stored jobs bench-00000 .. bench-{jobs - 1}; every tenth failed."""
+    vendor = connection.vendor
+    _counting(
+        jobs * days,
+        f"SELECT {BENCH_JOB_ID[vendor].format(jobs=jobs)}, "
+        f"CASE WHEN i %% 10 = 1 THEN %s ELSE %s END, "
+        f"{DAY_AND_SECOND_AFTER[vendor].format(jobs=jobs)}, 0.75, 0",
+        [history.FAILED, history.SUCCEEDED, _timestamp(run_from)],
+        "django_apscheduler_djangojobexecution (job_id, status, run_time, duration, finished)",
+    )

@@ -108,6 +108,14 @@ try:
     EXECUTION_PRUNE_CRON = env.string("EXECUTION_PRUNE_CRON", "0 3 * * 0")
     EXECUTION_PRUNE_ENABLED = env.boolean("EXECUTION_PRUNE_ENABLED", default=True)
     EXECUTION_RETENTION_DAYS = env.integer("EXECUTION_RETENTION_DAYS", 7, minimum=1)
+    # The demo job (crm.jobs.count_open_tickets, every minute): for `make run`
+    # only, so a new install shows the scheduler at work. Never in production.
+    DEMO_JOBS = env.boolean("DEMO_JOBS", default=DEBUG)
+    if DEMO_JOBS and not DEBUG:
+        raise ConfigurationError(
+            "DEMO_JOBS=1 needs DEBUG=1: demo jobs are for development only. "
+            "Remove DEMO_JOBS, or set it to 0."
+        )
 
     LOG_DIR = env.path("LOG_DIR", "logs")
     LOG_LEVEL = env.string("LOG_LEVEL", "INFO").upper()

@@ -41,3 +41,13 @@ def delete_old_job_executions() -> dict:
     result = prune_executions(older_than=timezone.now() - timedelta(days=days))
     logger.info("prune: deleted %d job execution(s) older than %d days", result.deleted, days)
     return result.as_dict()
+
+
+def count_open_tickets() -> dict:
+    """The demo job (DEMO_JOBS): harmless, it only reads. Returns {"open": n}."""
+    from crm.models import Ticket
+
+    waiting = Ticket.objects.exclude(status__in=[Ticket.Status.RESOLVED, Ticket.Status.CLOSED])
+    count = waiting.count()
+    logger.info("demo: %d ticket(s) not yet resolved", count)
+    return {"open": count}

@@ -9,6 +9,7 @@ the active scheduler, which runs its fires.
 """
 
 import json
+import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,22 +17,27 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import display_for_value, quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 from django.utils.timesince import timesince, timeuntil
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from crm.paginators import BoundedCountPaginator
-from crm.scheduler import backfill, commands, control, history, serializers, status
+from crm.scheduler import backfill, commands, control, dashboard, history, serializers, status
 from crm.scheduler.history import detail_of
 from crm.scheduler.models import RunAttempt
 
 RECENT_RUNS = 20
+DASHBOARD_PAGE_SIZE = 100
 FIRES_SHOWN = 50  # of a backfill's plan
+ERROR_SHOWN = 80  # characters of a run's error on the executions list
 
 for model in (DjangoJob, DjangoJobExecution):
     if admin.site.is_registered(model):
@@ -63,6 +69,13 @@ def status_badge(execution):
         return "never"
     label = "running" if execution.status == history.RUNNING else execution.status
     return badge(label, STATUS_COLOURS.get(execution.status, "#757575"))
+
+
+def breakable(name: str):
+    """`name` allowed to wrap after each _ . or -: long job ids in narrow
+    columns, without breaking words anywhere else."""
+    parts = re.split(r"(?<=[_.-])", name)
+    return format_html_join(mark_safe("<wbr>"), "{}", ((part,) for part in parts))
 
 
 def requester(request) -> str:
@@ -111,10 +124,12 @@ BACKFILL_WORDING = backfill.Wording(
 class JobChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
-        # One pass for the whole page: states, last runs and recent runs in
-        # two queries (crm.scheduler.status), not several per row.
-        request.scheduler_job_states = status.job_states(recent_runs=RECENT_RUNS)  # for the banner
-        states = {state.id: state for state in request.scheduler_job_states}
+        # One pass for the page's jobs: states, last runs and recent runs in
+        # two queries (crm.scheduler.status), not several per row; only the
+        # page's, so the page costs the same with 10,000 jobs as with 10.
+        job_ids = [job.id for job in self.result_list]
+        page_states = status.job_states(recent_runs=RECENT_RUNS, job_ids=job_ids)
+        states = {state.id: state for state in page_states}
         for job in self.result_list:
             job.state = states.get(job.id)
 
@@ -148,6 +163,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     readonly_fields = fields
     search_fields = ["id"]
     change_form_template = "crm/scheduler_job_change_form.html"
+    change_list_template = "crm/scheduler_job_change_list.html"
 
     def get_changelist(self, request, **kwargs):
         return JobChangeList
@@ -170,17 +186,72 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def get_object(self, request, object_id, from_field=None):
         job = super().get_object(request, object_id, from_field)
         if job is not None:
-            states = status.job_states(recent_runs=RECENT_RUNS)
-            job.state = next((state for state in states if state.id == job.id), None)
+            states = status.job_states(recent_runs=RECENT_RUNS, job_ids=[job.id])
+            job.state = next(iter(states), None)
         return job
 
     def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        dashboard_page = path(
+            "dashboard/",
+            self.admin_site.admin_view(self.dashboard_view),
+            name=f"{prefix}_dashboard",
+        )
         backfill_page = path(
             "<path:object_id>/backfill/",
             self.admin_site.admin_view(self.backfill_view),
-            name=f"{self.opts.app_label}_{self.opts.model_name}_backfill",
+            name=f"{prefix}_backfill",
         )
-        return [backfill_page, *super().get_urls()]
+        return [dashboard_page, backfill_page, *super().get_urls()]
+
+    def dashboard_view(self, request):
+        """Every job at a glance, a page of them at a time: a handful of
+        queries whatever the number of jobs or runs (crm.scheduler.dashboard)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        stored = DjangoJob.objects.only("id", "next_run_time").order_by("id")
+        page = Paginator(stored, DASHBOARD_PAGE_SIZE).get_page(request.GET.get("p"))
+        jobs = list(page.object_list)
+        job_ids = [job.id for job in jobs]
+        states = {
+            state.id: state for state in status.job_states(recent_runs=RECENT_RUNS, job_ids=job_ids)
+        }
+        days = dashboard.daily_runs(job_ids)
+        rows = [self._dashboard_row(job, states.get(job.id), days[job.id]) for job in jobs]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Scheduler dashboard",
+            "subtitle": None,
+            "opts": self.opts,
+            "rows": rows,
+            "page": page,
+            "days": dashboard.DAYS,
+            "recent_runs": RECENT_RUNS,
+            "outcome_colours": dashboard.OUTCOME_COLOURS,
+        }
+        return TemplateResponse(request, "crm/scheduler_dashboard.html", context)
+
+    def _dashboard_row(self, job, state, job_days) -> dict:
+        job.state = state
+        rate = job_days.success_rate
+        lateness = dashboard.lateness_p95(state.recent) if state else None
+        return {
+            "id": job.id,
+            "name": breakable(job.id),
+            "url": reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                args=[quote(job.pk)],
+                current_app=self.admin_site.name,
+            ),
+            "schedule": state.declaration.describe_schedule()
+            if state and state.declaration
+            else "No longer declared",
+            "state": self.flags(job),
+            "next_run": self.next_run(job),
+            "strip": dashboard.strip(job_days),
+            "success": f"{100 * rate[0] // rate[1]}% of {rate[1]}" if rate else None,
+            "lateness": f"{lateness[0]:.2f} s ({lateness[1]} runs)" if lateness else None,
+        }
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {"can_backfill": self.has_run_permission(request), **(extra_context or {})}
@@ -450,6 +521,16 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.filter(status=self.value()) if self.value() else queryset
 
 
+class JobFilter(admin.RelatedFieldListFilter):
+    """By job, each named by its id (a job's own name carries its next run time)."""
+
+    def field_choices(self, field, request, model_admin):
+        return [
+            (job_id, job_id)
+            for job_id in DjangoJob.objects.order_by("id").values_list("id", flat=True)
+        ]
+
+
 class AttemptInline(admin.TabularInline):
     """The attempts of a fire of a job with retries: who ran each, how it ended."""
 
@@ -470,17 +551,17 @@ class AttemptInline(admin.TabularInline):
 class JobExecutionAdmin(admin.ModelAdmin):
     inlines = [AttemptInline]
     list_display = [
-        "job",
+        "fire",
+        "job_link",
         "status_badge",
-        "run_time",
-        "started",
         "lateness",
         "duration_text",
         "triggered_by",
         "error",
     ]
-    list_filter = ["job", StatusFilter, ("run_time", admin.DateFieldListFilter)]
-    list_select_related = ["job", "detail"]
+    list_display_links = ["fire"]
+    list_filter = [("job", JobFilter), StatusFilter, ("run_time", admin.DateFieldListFilter)]
+    list_select_related = ["detail"]
     ordering = ["-run_time"]
     paginator = BoundedCountPaginator
     show_full_result_count = False
@@ -509,6 +590,19 @@ class JobExecutionAdmin(admin.ModelAdmin):
         # Read-only fields print a method's value as it is ("None", a raw
         # datetime); the admin's own fields show "-" and a formatted date.
         return display_for_value(value, self.get_empty_value_display())
+
+    @admin.display(description="Fire time", ordering="run_time")
+    def fire(self, execution):
+        return f"{timezone.localtime(execution.run_time):%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="Job", ordering="job_id")
+    def job_link(self, execution):
+        url = reverse(
+            f"admin:{DjangoJob._meta.app_label}_{DjangoJob._meta.model_name}_change",
+            args=[quote(execution.job_id)],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}">{}</a>', url, breakable(execution.job_id))
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, execution):
@@ -548,7 +642,13 @@ class JobExecutionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Error")
     def error(self, execution):
-        return execution.exception or ""
+        if not execution.exception:
+            return ""
+        # Long messages are cut on the list; the run's own page has all of it.
+        shown = Truncator(execution.exception).chars(ERROR_SHOWN)
+        return format_html(
+            '<span title="{}" style="overflow-wrap:anywhere">{}</span>', execution.exception, shown
+        )
 
     @admin.display(description="Traceback")
     def traceback_text(self, execution):

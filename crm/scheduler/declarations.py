@@ -201,6 +201,25 @@ def builtin_jobs() -> list[JobDeclaration]:
             misfire_grace_seconds=6 * 24 * HOUR,
             enabled=settings.EXECUTION_PRUNE_ENABLED,
         ),
+        *demo_jobs(),
+    ]
+
+
+DEMO_JOB_ID = "demo_count_open_tickets"
+
+
+def demo_jobs() -> list[JobDeclaration]:
+    """The demo job of `make run`: settings refuse DEMO_JOBS without DEBUG."""
+    if not (settings.DEBUG and getattr(settings, "DEMO_JOBS", False)):
+        return []
+    return [
+        JobDeclaration(
+            id=DEMO_JOB_ID,
+            func="crm.jobs.count_open_tickets",
+            cron="* * * * *",  # every minute, so a new install shows runs at once
+            description="Demo (DEMO_JOBS): count the tickets not yet resolved",
+            misfire_grace_seconds=30,
+        )
     ]
 
 
