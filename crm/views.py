@@ -35,7 +35,8 @@ def scheduler_health(request):
     now = timezone.now()
     try:
         details = _may_see_details(request)
-        active, jobs = status.active_scheduler(now), status.job_states(now, runs=details)
+        jobs = status.job_states(now) if details else status.problem_states(now)
+        active = status.active_scheduler(now)
     except DatabaseError as error:
         drop_connection()
         problem = f"the database is unreachable: {describe(error)}"

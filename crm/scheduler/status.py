@@ -182,11 +182,33 @@ def job_states(
     declared = declared_jobs()
     stored_jobs = _stored_jobs(recent_runs, runs)
     if job_ids is not None:
-        declared = {job_id: job for job_id, job in declared.items() if job_id in job_ids}
+        wanted = set(job_ids)
+        declared = {job_id: job for job_id, job in declared.items() if job_id in wanted}
         stored_jobs = stored_jobs.filter(id__in=job_ids)
     stored = {job["id"]: job for job in stored_jobs}
+    return _states(now, declared, stored, _pauses(job_ids), runs, recent_runs)
+
+
+def problem_states(now: datetime | None = None) -> list[JobState]:
+    """What `problems` and the admin's banner need, without reading every job:
+    the states of the stored jobs that may be late or stalled (a fire due for
+    longer than the shortest grace or the stall limit) or failing. With
+    10,000 healthy jobs it reads a handful of rows instead of 10,000."""
+    now = now or timezone.now()
+    declared = declared_jobs()
+    due_limit = stall_limit() + timedelta(seconds=settings.SCHEDULER_MAX_CLOCK_SKEW_SECONDS)
+    soonest = min([due_limit, *(job.misfire_grace for job in declared.values())])
+    candidates = _stored_jobs(0, runs=False).filter(
+        Q(next_run_time__lt=now - soonest) | Q(last_finished_status__in=FAILED_STATUSES)
+    )
+    stored = {job["id"]: job for job in candidates}
+    declared = {job_id: job for job_id, job in declared.items() if job_id in stored}
+    # Who paused a job does not make a problem: not read.
+    return _states(now, declared, stored, pauses={}, runs=False, recent_runs=0)
+
+
+def _states(now, declared, stored, pauses, runs, recent_runs) -> list[JobState]:
     executions = _executions(stored.values()) if runs else {}
-    pauses = _pauses(job_ids)
     states = []
     for job_id in [*declared, *sorted(set(stored) - set(declared))]:
         declaration, row = declared.get(job_id), stored.get(job_id, {})

@@ -20,7 +20,7 @@ def scheduler_banner(context):
     ):
         return {"show": False}
     try:
-        jobs = getattr(request, "scheduler_job_states", None) or status.job_states(runs=False)
+        jobs = status.problem_states()
         active = status.active_scheduler()
     except DatabaseError as error:
         drop_connection()

@@ -146,3 +146,41 @@ def test_a_fire_missed_beyond_its_grace_is_recorded_as_missed(settings):
     assert "misfire grace of 600 s" in missed.exception
     assert DjangoJob.objects.get(id="nightly").next_run_time > datetime.now(UTC)
     assert not DjangoJobExecution.objects.exclude(status=history.MISSED).exists()
+
+
+def test_the_problems_read_from_the_problem_jobs_alone_are_those_of_every_job(settings):
+    """The health poll and the admin's banner read only the jobs that may be
+    late, stalled or failing; they must find the same problems."""
+    settings.SCHEDULER_JOBS = [
+        {
+            "id": job_id,
+            "func": "tests.support.e2e_jobs.record_fire",
+            "cron": "0 2 * * *",
+            "misfire_grace_seconds": grace,
+        }
+        for job_id, grace in (
+            ("nightly", 600),
+            ("failed", 600),
+            ("patient", 6 * 3600),
+            ("paused", 60),
+            ("fine", 60),
+        )
+    ]
+    with time_machine.travel(START, tick=False):
+        control.sync("tests")
+        control.pause_job("paused", "tests")
+    factories.job_run("failed", status=history.FAILED, run_time=TWO - timedelta(days=1))
+    factories.job_run("fine", status=history.SUCCEEDED, run_time=TWO - timedelta(days=1))
+    DjangoJob.objects.filter(id="fine").update(next_run_time=TWO + timedelta(days=1))
+
+    for at in (START, TWO + timedelta(seconds=601), TWO + timedelta(hours=1)):
+        everything, few = status.job_states(at, runs=False), status.problem_states(at)
+        assert status.problems(None, few) == status.problems(None, everything)
+        assert not {job.id for job in few} & {"fine", "paused"}
+    late = status.problems(None, status.problem_states(TWO + timedelta(hours=1)))
+    assert late == [
+        "no scheduler is active",
+        "nightly is late",
+        "failed is late",
+        "failed is failing",
+    ]
