@@ -37,6 +37,10 @@ def _run(request) -> dict:
         from django.db import connections, transaction
         from django.utils.module_loading import import_string
 
+        from crm.scheduler import run_label
+
+        run_label.adopt(request["label"])
+
         database = connections["default"].settings_dict
         # The scheduler's own database, even where it differs from the settings
         # file's (a database set up at run time, such as a test database).

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
+from crm.scheduler import run_label
+
 
 class JobTimedOut(Exception):
     pass
@@ -84,6 +86,7 @@ def run_in_child(func: str, args, kwargs, timeout: float, children: ChildRuns):
             "kwargs": dict(kwargs),
             "database_name": connection.settings_dict["NAME"],
             "parent_pid": os.getpid(),
+            "label": run_label.current(),  # for the job's log lines
         }
     )
     started = time.monotonic()

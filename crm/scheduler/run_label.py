@@ -33,3 +33,9 @@ def labelled(job_id: str, fire_time: datetime, run_id: int | None = None) -> Ite
         yield
     finally:
         _current.reset(token)
+
+
+def adopt(label: RunLabel | None) -> None:
+    """Lines logged from now on in this thread are `label`'s fire's (for the
+    child process of an isolated run, which runs that one fire and ends)."""
+    _current.set(label)

@@ -4,6 +4,7 @@ run they belong to (crm.log_format); other lines do not."""
 import io
 import json
 import logging
+import os
 
 import pytest
 from django_apscheduler.models import DjangoJobExecution
@@ -72,3 +73,29 @@ def test_in_the_active_scheduler_the_schedulers_lines_about_a_fire_carry_it_too(
     assert failed["logger"].startswith("apscheduler")
     assert failed["fire_time"] == run.run_time.isoformat()
     assert "RuntimeError: the job broke" in failed["exception"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lines_of_a_job_run_in_a_process_of_its_own_carry_its_run_too(
+    settings, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("LOG_FORMAT", "json")  # the child process reads its settings anew
+    monkeypatch.setenv("LOG_DIR", str(tmp_path))
+    settings.SCHEDULER_JOBS = [
+        {
+            "id": "isolated",
+            "func": f"{__name__}.closes_tickets",
+            "cron": "0 2 * * *",
+            "timeout_seconds": 30,
+        }
+    ]
+    control.sync("tests")
+
+    control.run_here("isolated", "tests")
+
+    run = DjangoJobExecution.objects.get(job_id="isolated")
+    lines = [json.loads(line) for line in (tmp_path / "django.log").read_text().splitlines()]
+    closing = next(line for line in lines if line["message"] == "closing tickets")
+    assert closing["pid"] != os.getpid()
+    assert (closing["job_id"], closing["run_id"]) == ("isolated", run.pk)
+    assert closing["fire_time"] == run.run_time.isoformat()
