@@ -136,11 +136,16 @@ class SchedulerRunner:
                 logger.warning(
                     "scheduler --once: no pass over the due jobs within %ss", FIRST_PASS_TIMEOUT
                 )
+            dispatched = scheduler.looked.is_set()
             scheduler.pause()
             self._wait_for_runs(scheduler)
             self.scheduler = None
             scheduler.shutdown(wait=True)
             self._record_unrecorded_runs()
+            # Each pass is a beat: a monitor whose period is the cron interval
+            # notices when the passes stop (sent before the process exits).
+            holder = self.lease.holder
+            self.heartbeat.beat_if_due(dispatched, f"host {holder.host}, pid {holder.pid}")
             return "Ran the jobs that were due; lease released."
         finally:
             self._release()

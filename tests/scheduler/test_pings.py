@@ -154,6 +154,20 @@ def test_a_refusing_receiver_is_logged_as_it_fails_and_as_it_takes_pings_again(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_each_pass_of_runscheduler_once_pings_the_heartbeat(settings, receiver):
+    from crm.scheduler.runner import SchedulerRunner
+
+    settings.SCHEDULER_HEARTBEAT_URL = receiver.url("/heartbeat")
+
+    for _ in range(2):
+        assert SchedulerRunner().run_one_pass() == "Ran the jobs that were due; lease released."
+
+    first, second = receiver.wait_for(2)
+    assert first.path == second.path == "/heartbeat"
+    assert first.body.startswith("scheduler active: host ")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_active_scheduler_pings_the_heartbeat_every_n_minutes(
     settings, receiver, active_scheduler
 ):
