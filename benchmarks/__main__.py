@@ -22,6 +22,7 @@ BENCHMARKS = [
     "isolation",
     "api",
     "metrics",
+    "ticket_list",
 ]
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
