@@ -7,8 +7,8 @@ the years, months or days to offer. The second is a SELECT DISTINCT over a
 truncation of every row shown (a million rows at the top level, each through
 a Python function on SQLite), the first a full scan on SQLite, which uses an
 index for a lone MIN or MAX only. IndexedDates answers both with queries an
-index on the field serves: the first and the last row, then one EXISTS per
-candidate period between them, all in one statement. Django's function still
+index on the field serves: the first and the last row, then the first row of
+each candidate period between them, all in one statement. Django's function still
 builds the links and titles, so they stay its own; tests/helpdesk/
 test_admin_dates.py compares the two and fails if an upgrade changes what
 Django asks."""
@@ -102,10 +102,13 @@ def exists_each(queryset: QuerySet, field: str, ranges: list[tuple]) -> list[boo
         # The period's bounds first: SQLite searches the index by the first
         # range it meets, and the queryset's own may be the whole month.
         period = every_row.filter(**{f"{field}__gte": start, f"{field}__lt": end})
-        within = period & queryset
-        sql, within_params = within.order_by().values("pk").query.get_compiler(queryset.db).as_sql()
-        parts.append(f"EXISTS ({sql})")
-        params += within_params
+        # The period's first row rather than EXISTS: PostgreSQL plans an
+        # EXISTS as a sequential scan from the table's start, which holds the
+        # oldest rows; ORDER BY leads it to the index.
+        first = (period & queryset).order_by(field).values(field)[:1]
+        sql, first_params = first.query.get_compiler(queryset.db).as_sql()
+        parts.append(f"({sql})")
+        params += first_params
     with connection.cursor() as cursor:
         cursor.execute("SELECT " + ", ".join(parts), params)
-        return [bool(value) for value in cursor.fetchone()]
+        return [value is not None for value in cursor.fetchone()]

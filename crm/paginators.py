@@ -24,4 +24,7 @@ class PageWindowPaginator(BoundedCountPaginator):
 
     @cached_property
     def count(self):
-        return self.object_list[: (self.page_number - 1) * self.per_page + self.LIMIT].count()
+        # Without the ordering: how many rows there are does not depend on it,
+        # and the database may then count them by any index (a search's).
+        limit = (self.page_number - 1) * self.per_page + self.LIMIT
+        return self.object_list.order_by()[:limit].count()
