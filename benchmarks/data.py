@@ -114,7 +114,7 @@ def insert_helpdesk_tickets(total: int, since: datetime, every_seconds: int, age
     at = _seconds_after_times(every_seconds)
     quoted = [f"'{subject}'" for subject in SUBJECTS]
     first_names = [f"'{name}'" for name in FIRST_NAMES]
-    requester = f"i %% {REQUESTERS}"
+    requester = f"(i %% {REQUESTERS})"  # SQLite binds || tighter than %
     status = (
         "CASE WHEN i %% 20 = 0 THEN 'new' WHEN i %% 20 < 3 THEN 'open' "
         "WHEN i %% 20 = 3 THEN 'pending' WHEN i %% 20 < 6 THEN 'resolved' ELSE 'closed' END"

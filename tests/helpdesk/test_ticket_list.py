@@ -167,6 +167,17 @@ def test_each_filter_shows_the_tickets_its_queryset_holds_newest_first(
     assert shown_ids(response) == list(expected.values_list("pk", flat=True)[:50])
 
 
+@pytest.mark.parametrize("search", ["Client42", "printer", "CLIENT17@example", "olga client4"])
+def test_the_search_over_many_tickets_finds_what_icontains_finds(
+    admin_client, many_tickets, search, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(14):
+        response = changelist(admin_client, q=search)
+
+    assert shown_ids(response) == icontains_ids(*search.split())[:50]
+    assert response.context["cl"].result_count == min(len(icontains_ids(*search.split())), 10_000)
+
+
 def test_page_1000_shows_the_tickets_49951_to_50000_newest_first(
     admin_client, many_tickets, django_assert_max_num_queries
 ):
