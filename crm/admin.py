@@ -19,7 +19,7 @@ class LatestEventsFormSet(BaseInlineFormSet):
     """The ticket's latest SHOWN events, oldest first: a ticket's page with a
     history of thousands renders as fast as one with a few."""
 
-    SHOWN = 50
+    SHOWN = 30
 
     def get_queryset(self):
         if not hasattr(self, "_queryset"):
