@@ -9,10 +9,9 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from crm import services
+from crm import services, ticket_search
 from crm.models import Ticket, TicketEvent
 from crm.paginators import PageWindowPaginator
-from crm.ticket_search import narrowed_by_trigrams
 
 
 class LatestEventsFormSet(BaseInlineFormSet):
@@ -133,7 +132,7 @@ class TicketAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        return narrowed_by_trigrams(queryset, search_term), may_have_duplicates
+        return ticket_search.narrowed(queryset, search_term), may_have_duplicates
 
     def save_model(self, request, obj, form, change):
         if not change:

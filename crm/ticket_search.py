@@ -6,10 +6,13 @@ of the title, the requester's name or their e-mail. On PostgreSQL the pg_trgm
 indexes of migration 0015 answer that query as it is. On SQLite, which has no
 index for LIKE '%term%', the FTS5 trigram table crm_ticket_search finds the
 tickets holding every term of three characters or more (unless that is
-most of them: see COMMON); the icontains
-conditions still apply to those, so the trigram table only ever narrows the
-rows to check, never changes which match. Shorter terms have no trigrams:
-they are checked by the scan alone."""
+most of them: see COMMON); the icontains conditions still apply to those, so
+the trigram table only ever narrows the rows to check, never changes which
+match. Shorter terms have no trigrams: they are checked by the scan alone.
+
+A search that finds few tickets (a requester's) is looked up once, and the
+page's queries (the count, the rows, the date hierarchy) then go by their ids:
+each trigram lookup costs the same however few it finds."""
 
 from django.db import connections
 from django.db.models import QuerySet
@@ -22,6 +25,8 @@ TRIGRAM = 3
 # of the page (the count, the rows, the date hierarchy's) does it again; past
 # this many the scan in the list's order is the faster: it meets matches often.
 COMMON = 20_000
+# Found this many tickets or fewer, a search is pinned to their ids.
+FEW = 500
 
 
 def search_terms(search_term: str) -> list[str]:
@@ -32,6 +37,19 @@ def search_terms(search_term: str) -> list[str]:
             bit = unescape_string_literal(bit)
         terms.append(bit)
     return terms
+
+
+def narrowed(queryset: QuerySet, search_term: str) -> QuerySet:
+    """`queryset` (already filtered by the admin's icontains search for
+    `search_term`) found through the trigram indexes, and by the ids it
+    holds when they are FEW or fewer."""
+    queryset = narrowed_by_trigrams(queryset, search_term)
+    if not search_term:
+        return queryset
+    ids = list(queryset.order_by().values_list("pk", flat=True)[: FEW + 1])
+    if len(ids) > FEW:
+        return queryset
+    return queryset.filter(pk__in=ids)
 
 
 def narrowed_by_trigrams(queryset: QuerySet, search_term: str) -> QuerySet:

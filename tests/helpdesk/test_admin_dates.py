@@ -8,10 +8,19 @@ import time_machine
 from django.contrib.admin.templatetags.admin_list import date_hierarchy
 from django.urls import reverse
 
+from crm import admin_dates
 from crm.templatetags.ticket_admin import indexed_date_hierarchy
 from tests import factories
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def seeks_however_few_tickets(monkeypatch):
+    """The index seeks even for the few tickets a test makes (below FEW_ROWS
+    the list uses Django's own queries, see test_with_few_tickets_...)."""
+    monkeypatch.setattr(admin_dates, "FEW_ROWS", 0)
+
 
 CREATED = [
     datetime(2023, 11, 30, 23, 59, tzinfo=UTC),
@@ -104,3 +113,15 @@ def test_it_offers_nothing_to_drill_into_without_tickets(admin_client):
     hierarchy = indexed_date_hierarchy(changelist(admin_client).context["cl"])
 
     assert hierarchy["choices"] == []
+
+
+def test_with_few_tickets_it_lets_django_query_them(
+    admin_client, tickets, monkeypatch, django_assert_num_queries
+):
+    monkeypatch.setattr(admin_dates, "FEW_ROWS", 1000)
+    cl = changelist(admin_client).context["cl"]
+
+    with django_assert_num_queries(2):  # Django's first and last, then its years
+        hierarchy = indexed_date_hierarchy(cl)
+
+    assert [title for _, title in choices(hierarchy)] == ["2023", "2024", "2026"]
