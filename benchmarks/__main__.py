@@ -24,6 +24,7 @@ BENCHMARKS = [
     "metrics",
     "growth",
     "dashboard",
+    "ticket_list",
 ]
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

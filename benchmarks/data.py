@@ -99,3 +99,87 @@ def insert_daily_runs(jobs: int, days: int, run_from: datetime) -> None:
         [history.FAILED, history.SUCCEEDED, _timestamp(run_from)],
         "django_apscheduler_djangojobexecution (job_id, status, run_time, duration, finished)",
     )
+
+
+SUBJECTS = [
+    "Printer offline",
+    "VPN drops every hour",
+    "Refund missing",
+    "Cannot log in",
+    "Invoice shows the wrong address",
+    "Laptop will not boot",
+    "Password reset mail never arrives",
+    "Order arrived damaged",
+    "Wi-Fi slow on the third floor",
+    "Export to CSV fails",
+    "Monitor flickers",
+    "Account locked",
+    "Shipping address change",
+    "Duplicate charge on card",
+    "Calendar invites not delivered",
+    "Phone line crackles",
+]
+FIRST_NAMES = ["Anna", "Olga", "John", "Maria", "Ahmed", "Li", "Sara", "Tom"]
+REQUESTERS = 10_007  # a prime: a requester's tickets are not all of one subject
+
+
+def _seconds_after_times(step: int) -> str:
+    """The timestamp `i * step` seconds after the parameter."""
+    return {
+        "sqlite": f"datetime(%s, '+' || (i * {step}) || ' seconds')",
+        "postgresql": f"CAST(%s AS timestamp with time zone) + i * {step} * interval '1 second'",
+        "mysql": f"DATE_ADD(%s, INTERVAL i * {step} SECOND)",
+    }[connection.vendor]
+
+
+def _case(values: list[str]) -> str:
+    """SQL picking values[i % len(values)] (values are SQL expressions)."""
+    whens = " ".join(f"WHEN {n} THEN {value}" for n, value in enumerate(values))
+    return f"CASE i %% {len(values)} {whens} END"
+
+
+def _concat(*parts: str) -> str:
+    if connection.vendor == "mysql":
+        return f"CONCAT({', '.join(parts)})"
+    return "(" + " || ".join(parts) + ")"
+
+
+def insert_helpdesk_tickets(total: int, since: datetime, every_seconds: int, agents: list[int]):
+    """`total` tickets created `every_seconds` apart from `since`, as a helpdesk
+    a few years old has them: mostly closed, one of SUBJECTS as the title,
+    requesters "<first name> Client<n>" <client<n>@example.com> with n below
+    REQUESTERS, each priority in turn, assigned to each of `agents` in turn or
+    to nobody."""
+    at = _seconds_after_times(every_seconds)
+    quoted = [f"'{subject}'" for subject in SUBJECTS]
+    first_names = [f"'{name}'" for name in FIRST_NAMES]
+    requester = f"(i %% {REQUESTERS})"  # SQLite binds || tighter than %
+    status = (
+        "CASE WHEN i %% 20 = 0 THEN 'new' WHEN i %% 20 < 3 THEN 'open' "
+        "WHEN i %% 20 = 3 THEN 'pending' WHEN i %% 20 < 6 THEN 'resolved' ELSE 'closed' END"
+    )
+    name = _concat(_case(first_names), "' Client'", requester)
+    email = _concat("'client'", requester, "'@example.com'")
+    assignee = _case(["NULL", *map(str, agents)])
+    _counting(
+        total,
+        f"SELECT {_case(quoted)}, '', {name}, {email}, {status}, 1 + i %% 4, {assignee}, "
+        f"{at}, {at}, "
+        f"CASE WHEN i %% 20 >= 4 THEN {at} END, CASE WHEN i %% 20 >= 6 THEN {at} END",
+        [_timestamp(since)] * 4,
+        "crm_ticket (title, description, requester_name, requester_email, status, priority, "
+        "assignee_id, created_at, updated_at, resolved_at, closed_at)",
+    )
+
+
+def insert_ticket_events(ticket_id: int, events: int, since: datetime) -> None:
+    """`events` history rows of one ticket, a minute apart from `since`:
+    it goes back and forth between open and pending."""
+    at = _seconds_after_times(60)
+    _counting(
+        events,
+        f"SELECT {ticket_id}, 'status', CASE WHEN i %% 2 = 0 THEN 'open' ELSE 'pending' END, "
+        f"CASE WHEN i %% 2 = 0 THEN 'pending' ELSE 'open' END, 'customer replied', {at}",
+        [_timestamp(since)],
+        "crm_ticketevent (ticket_id, kind, from_status, to_status, reason, created_at)",
+    )

@@ -75,8 +75,16 @@ class Ticket(models.Model):
             # resolved_at. Not a partial index: SQLite cannot use one when the
             # status comes as a query parameter.
             models.Index(fields=["status", "resolved_at"], name="ticket_status_resolved_idx"),
-            models.Index(fields=["status", "-created_at"], name="ticket_status_created_idx"),
-            models.Index(fields=["-created_at"], name="ticket_created_idx"),
+            # The admin's ticket list, newest first (id breaks ties, as the
+            # changelist orders by it too), unfiltered and by each filter.
+            models.Index(fields=["-created_at", "-id"], name="ticket_created_idx"),
+            models.Index(fields=["status", "-created_at", "-id"], name="ticket_status_created_idx"),
+            models.Index(
+                fields=["priority", "-created_at", "-id"], name="ticket_priority_created_idx"
+            ),
+            models.Index(
+                fields=["assignee", "-created_at", "-id"], name="ticket_assignee_created_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(
