@@ -4,7 +4,7 @@ what it wrote: one line per run, appended by whichever process ran it."""
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -20,6 +20,13 @@ def record_fire(fire_time: datetime, log: str | None = None) -> None:
         os.write(descriptor, line.encode())
     finally:
         os.close(descriptor)
+
+
+def record_grid_fire(log: str, offset: float) -> None:
+    """`record_fire` for a scheduler that does not pass the fire time: its job
+    fires every second, `offset` seconds past it, so the fire is the last such time."""
+    now = time.time()
+    record_fire(datetime.fromtimestamp(now - (now - offset) % 1, UTC), log)
 
 
 @dataclass(frozen=True)

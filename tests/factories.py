@@ -100,3 +100,18 @@ def job_run(
             },
         )
     return execution
+
+
+def run_going_on_elsewhere(job_id: str, *, seconds_ago: float = 30):
+    """A run of `job_id` that the scheduler of another process (web2) started,
+    as crm.scheduler.history records it: going on, and said so just now."""
+    from crm.scheduler import history
+
+    return history.start_run(
+        job_id,
+        timezone.now() - timedelta(seconds=seconds_ago),
+        history.BY_SCHEDULE,
+        host="web2",
+        pid=4242,
+        scheduler="the other scheduler",
+    )

@@ -16,7 +16,7 @@ in crm/ uses one. Check it first when upgrading either library.
 
 from abc import abstractmethod
 from datetime import datetime
-from threading import RLock
+from threading import Event, RLock
 
 from apscheduler.executors.base import BaseExecutor, MaxInstancesReachedError, run_job
 from apscheduler.job import Job
@@ -82,11 +82,18 @@ class HookedExecutor(BaseExecutor):
     """APScheduler's BaseExecutor for an executor that starts each run its own
     way: implement `start_run`, and have the run call `run_and_report`."""
 
+    # How long `submit_job` waits for the run it started to begin.
+    handoff_seconds = 0.1
+
     @abstractmethod
-    def start_run(self, job: Job, run_times: list[datetime]) -> None:
+    def start_run(self, job: Job, run_times: list[datetime]) -> Event | None:
         """Start running `job` (for `run_times`) and return; the run calls
         `run_and_report(job, run_times)`. Called under the executor's lock
-        once `max_instances` was checked."""
+        once `max_instances` was checked. May return an event the run sets
+        once it has begun, which `submit_job` then waits for (outside the
+        lock, at most `handoff_seconds`): the caller's thread, the dispatch
+        loop, holds back the rest of its pass until then, so that it does not
+        keep the run waiting for the interpreter's lock."""
 
     def runs_elsewhere(self, job: Job) -> int:
         """How many runs of `job` go on outside this executor, counted against
@@ -99,8 +106,10 @@ class HookedExecutor(BaseExecutor):
         with self._lock:
             if self._instances[job.id] + self.runs_elsewhere(job) >= job.max_instances:
                 raise MaxInstancesReachedError(job)
-            self._do_submit_job(job, run_times)
+            begun = self.start_run(job, run_times)
             self._instances[job.id] += 1
+        if begun is not None:
+            begun.wait(self.handoff_seconds)
 
     def run_and_report(self, job: Job, run_times: list[datetime]) -> None:
         """Run the job here and now, as APScheduler's own executors do: then
@@ -120,7 +129,7 @@ class HookedExecutor(BaseExecutor):
         """Whether any run submitted here has not yet reported its end."""
         return any(self._instances.values())  # BaseExecutor's count per job; no public reader
 
-    def _do_submit_job(self, job, run_times):  # what submit_job calls; executors have no other hook
+    def _do_submit_job(self, job, run_times):  # abstract in BaseExecutor; our submit_job skips it
         self.start_run(job, run_times)
 
 

@@ -45,6 +45,23 @@ def close_stale_connection() -> None:
         close_old_connections()
 
 
+def close_unusable_connection() -> None:
+    """Close this thread's connection if it cannot serve the next query: a
+    query on it failed and it no longer answers, or it was left outside
+    autocommit. Unlike `close_stale_connection`, a healthy connection stays
+    open whatever CONN_MAX_AGE says (a scheduler thread is not a request).
+    Never inside a transaction."""
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    if not connection.get_autocommit():
+        drop_connection()
+    elif connection.errors_occurred:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            drop_connection()
+
+
 def reconnecting(method):
     """Retry a read or an idempotent write once on a fresh connection when the
     first attempt failed for a connection reason; if that fails too, drop the

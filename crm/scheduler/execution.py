@@ -26,8 +26,7 @@ from crm.scheduler import history, isolation, retries, run_label
 from crm.scheduler.apscheduler_adapter import HookedExecutor
 from crm.scheduler.connections import (
     CONNECTION_ERRORS,
-    close_stale_connection,
-    drop_connection,
+    close_unusable_connection,
     reconnecting,
 )
 from crm.scheduler.declarations import JobDeclaration, declared_job
@@ -35,6 +34,7 @@ from crm.scheduler.history import BY_SCHEDULE
 from crm.scheduler.overlap import QUEUE
 from crm.scheduler.signals import job_finished, job_started, run_refused
 from crm.scheduler.tracking import RunsInProcess
+from crm.scheduler.workers import WorkerThreads
 
 logger = logging.getLogger("crm.scheduler")
 
@@ -93,6 +93,11 @@ _context: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
 scheduled_fire_time: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
     "scheduled_fire_time", default=None
 )
+# Called as a scheduled run reaches its job function, or starts waiting out
+# its jitter: FireTimeThreadExecutor.start_run's signal to the dispatch loop.
+_on_begun: contextvars.ContextVar[Callable[[], None]] = contextvars.ContextVar(
+    "on_begun", default=lambda: None
+)
 
 
 def current_context() -> RunContext:
@@ -134,7 +139,7 @@ def run_declared_job(
         return None
     else:
         run = _queued_instead(context, declaration, scheduled_at, triggered_by)
-        run = run or _start(context, job_id, scheduled_at, triggered_by)
+        run = run or _start(context, declaration, scheduled_at, triggered_by)
     if run is None:
         return None
     scheduled_at = run.execution.run_time
@@ -142,7 +147,7 @@ def run_declared_job(
         with run_label.labelled(job_id, scheduled_at, run.execution.pk):
             return _call(context, declaration, run, scheduled_at, command_id)
     finally:
-        close_stale_connection()
+        close_unusable_connection()
 
 
 def run_for_fire(job_id: str, fire_time: datetime, triggered_by: str):
@@ -164,6 +169,7 @@ def _waited_out_jitter(context: RunContext, declaration: JobDeclaration, fire) -
     wait = (start - timezone.now()).total_seconds()
     if wait <= 0:
         return True
+    _on_begun.get()()
     if context.stopping.wait(wait) or not context.may_run():
         logger.warning(
             "job %s: the fire of %s not started, the scheduler stopped during its jitter; "
@@ -189,9 +195,9 @@ def _refuse(job_id: str, command_id: int | None, error: Exception) -> None:
     run_refused.send(sender=run_declared_job, job_id=job_id, command_id=command_id, error=error)
 
 
-def _start(context: RunContext, job_id: str, scheduled_at: datetime, triggered_by: str):
+def _start(context: RunContext, declaration: JobDeclaration, scheduled_at, triggered_by: str):
     """The run's history row, or None if that fire has one already."""
-    close_stale_connection()
+    job_id = declaration.id
     try:
         run = reconnecting(history.start_run)(
             job_id,
@@ -200,6 +206,7 @@ def _start(context: RunContext, job_id: str, scheduled_at: datetime, triggered_b
             host=context.host,
             pid=context.pid,
             scheduler=context.scheduler,
+            ends_retries=declaration.retries > 0,
         )
     except CONNECTION_ERRORS as error:
         # Not run, and no row says it was: the scheduler runs it once the
@@ -218,7 +225,6 @@ def _start(context: RunContext, job_id: str, scheduled_at: datetime, triggered_b
             job_id,
             scheduled_at.isoformat(),
         )
-        close_stale_connection()
     return run
 
 
@@ -234,6 +240,7 @@ def _call(context, declaration: JobDeclaration, run, scheduled_at, command_id):
         scheduled_at=scheduled_at,
         execution_id=execution_id,
     )
+    _on_begun.get()()
     started = time.monotonic()
     outcome = {"status": "failed", "exception": None, "result": None}
     unrecorded = None
@@ -310,8 +317,9 @@ def _failure(error: Exception) -> tuple[str, str, str | None]:
 
 
 class FireTimeThreadExecutor(HookedExecutor):
-    """Runs each job in a daemon thread of its own, in its `RunContext`, and
-    tells it which fire time it serves.
+    """Runs each job in a daemon thread (crm.scheduler.workers: kept between
+    runs with its database connection), in its `RunContext`, and tells it
+    which fire time it serves.
 
     Not concurrent.futures' pool: Python joins those threads at interpreter exit,
     before atexit handlers, so a process asked to stop (SIGTERM to runscheduler,
@@ -324,49 +332,38 @@ class FireTimeThreadExecutor(HookedExecutor):
     def __init__(self, context: RunContext | None = None):
         super().__init__()
         self.context = context or RunContext()
-        self._threads: set[threading.Thread] = set()
+        self.workers = WorkerThreads()
 
     def start_run(self, job, run_times):
+        begun = threading.Event()
+
         def run():
             scheduled_fire_time.set(run_times[-1])
+            _on_begun.set(begun.set)
             try:
                 # APScheduler's own lines about the fire (its error, after the run) too.
                 with run_label.labelled(job.id, run_times[-1]):
                     self.run_and_report(job, run_times)
             finally:
-                self._threads.discard(threading.current_thread())
-                drop_connection()  # this thread's own (kept with CONN_MAX_AGE); it ends here
+                begun.set()
 
-        thread = threading.Thread(
-            target=self.context.call, args=(run,), name=f"job {job.id}", daemon=True
-        )
-        self._threads.add(thread)
-        thread.start()
+        self.workers.run(f"job {job.id}", lambda: self.context.call(run))
+        return begun
 
     def start_in_context(self, name: str, func, *args) -> None:
-        """Call `func(*args)` in a daemon thread of its own, in this executor's
-        RunContext, as a run is (a backfill's runs one after the other): the
-        scheduler waits for it as it stops, like for a run."""
-
-        def task():
-            try:
-                func(*args)
-            finally:
-                self._threads.discard(threading.current_thread())
-                drop_connection()  # this thread's own; it ends here
-
-        thread = threading.Thread(target=self.context.call, args=(task,), name=name, daemon=True)
-        self._threads.add(thread)
-        thread.start()
+        """Call `func(*args)` in a worker thread, in this executor's RunContext,
+        as a run is (a backfill's runs one after the other): the scheduler
+        waits for it as it stops, like for a run."""
+        self.workers.run(name, lambda: self.context.call(func, *args))
 
     def has_running_jobs(self) -> bool:
         """Whether a run or a task started here is still going."""
-        return super().has_running_jobs() or bool(self._threads)
+        return super().has_running_jobs() or self.workers.running() > 0
 
     def runs_elsewhere(self, job) -> int:
         return self.context.running_elsewhere(job.id)
 
     def shutdown(self, wait=True):
+        self.workers.close()
         if wait:
-            for thread in list(self._threads):
-                thread.join()
+            self.workers.wait()

@@ -4,8 +4,10 @@ import logging
 import pickle
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.jobstores.base import JobLookupError
 from django.db import DatabaseError
 from django_apscheduler.models import DjangoJob
+from django_apscheduler.util import get_django_internal_datetime
 
 from crm.scheduler import history
 from crm.scheduler.apscheduler_adapter import HookedDjangoJobStore
@@ -43,7 +45,20 @@ class KeepingDjangoJobStore(HookedDjangoJobStore):
     get_next_run_time = reconnecting(HookedDjangoJobStore.get_next_run_time)
     lookup_job = reconnecting(HookedDjangoJobStore.lookup_job)
     get_all_jobs = reconnecting(HookedDjangoJobStore.get_all_jobs)
-    update_job = reconnecting(HookedDjangoJobStore.update_job)
+
+    @reconnecting
+    def update_job(self, job):
+        """One UPDATE in autocommit, not django-apscheduler's SELECT ... FOR
+        UPDATE and save() in a transaction: each pass writes each fire's next
+        run time, beside the run starting, and on SQLite a transaction holds
+        the one write lock the run's history row waits for."""
+        updated = DjangoJob.objects.filter(id=job.id).update(
+            next_run_time=get_django_internal_datetime(job.next_run_time),
+            job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol),
+        )
+        if not updated:
+            raise JobLookupError(job.id)
+
     _remove_job = reconnecting(HookedDjangoJobStore.remove_job)
 
     def remove_job(self, job_id):

@@ -12,6 +12,8 @@ APScheduler's max_instances (the declaration's `max_instances`) counts the runs,
 with those going elsewhere (crm.scheduler.execution.FireTimeThreadExecutor).
 """
 
+from datetime import timedelta
+
 from django_apscheduler.models import DjangoJobExecution
 
 from crm.scheduler import history
@@ -36,3 +38,24 @@ def start_queued(scheduler) -> int:
         if job is not None and scheduler.submit_once(job, execution.run_time, waiting=execution.pk):
             started += 1
     return started
+
+
+class RunsElsewhere:
+    """The active scheduler's count of each job's runs going on in other
+    processes, without a query at every fire: only a process that held the
+    lease before can have started them, so the jobs that have any are looked
+    up as the scheduler becomes active and at each pass of its lease keeper
+    (`refresh`, about a second apart: a run whose row such a process writes
+    late, after an outage, counts from then on), and only their fires count."""
+
+    def __init__(self, *, host: str, pid: int, live_within: timedelta):
+        self._who = {"host": host, "pid": pid, "live_within": live_within}
+        self._with_runs: frozenset[str] = frozenset()
+
+    def refresh(self) -> None:
+        self._with_runs = history.jobs_running_elsewhere(**self._who)
+
+    def count(self, job_id: str) -> int:
+        if job_id not in self._with_runs:
+            return 0
+        return history.running_elsewhere(job_id, **self._who)

@@ -32,11 +32,11 @@ from datetime import timedelta
 
 from django.apps import apps
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, connection
 
 from crm.scheduler import alerts, history, intake, isolation, overlap, pings, recovery, retries
 from crm.scheduler.checks import declaration_errors
-from crm.scheduler.connections import drop_connection
+from crm.scheduler.connections import close_unusable_connection, drop_connection
 from crm.scheduler.declarations import declared_jobs
 from crm.scheduler.execution import FireTimeThreadExecutor, RunContext
 from crm.scheduler.lease import LEASE_NAME, NEXT_IN_LINE, Holder, Lease, current_holder
@@ -76,6 +76,10 @@ class SchedulerRunner:
         self.runs = RunsInProcess()
         self.outages = OutageLog()
         self.children = isolation.ChildRuns()
+        holder = self.lease.holder
+        self.elsewhere = overlap.RunsElsewhere(
+            host=holder.host, pid=holder.pid, live_within=self.lease_duration
+        )
         self._stopping = threading.Event()
         self._nudge = threading.Event()  # stop, or try the lease now
         self._retry_now = False
@@ -238,6 +242,7 @@ class SchedulerRunner:
                         next_attempt = time.monotonic() + self.lease_duration.total_seconds()
                     self._follow_lease(held)
                 if self.scheduler is not None:
+                    self._refresh_runs_elsewhere()
                     self._take_commands()
                     self._start_waiting_fires()
                     self._recover_after_outage()
@@ -291,6 +296,14 @@ class SchedulerRunner:
             logger.warning("scheduler lost its lease; no new runs in this process")
             self._deactivate()
 
+    def _refresh_runs_elsewhere(self) -> None:
+        try:
+            self.elsewhere.refresh()
+        except DatabaseError:
+            drop_connection()  # the last look stands until the next pass
+        finally:
+            close_unusable_connection()
+
     def _take_commands(self) -> None:
         try:
             intake.apply_pending(self.scheduler)
@@ -299,7 +312,7 @@ class SchedulerRunner:
             logger.warning("scheduler could not read commands: %s", error)
             drop_connection()
         finally:
-            close_old_connections()
+            close_unusable_connection()
 
     def _start_waiting_fires(self) -> None:
         try:
@@ -309,7 +322,7 @@ class SchedulerRunner:
             logger.warning("scheduler could not look for fires waiting to run: %s", error)
             drop_connection()
         finally:
-            close_old_connections()
+            close_unusable_connection()
 
     def _beat_now_and_then(self) -> None:
         """Say which runs go on here, so that a scheduler in another process
@@ -327,7 +340,7 @@ class SchedulerRunner:
         except DatabaseError:
             drop_connection()
         finally:
-            close_old_connections()
+            close_unusable_connection()
 
     def _mark_interrupted_runs(self) -> None:
         interrupted = history.mark_interrupted_runs(
@@ -348,7 +361,7 @@ class SchedulerRunner:
         except DatabaseError:
             drop_connection()  # the next active scheduler marks them
         finally:
-            close_old_connections()
+            close_unusable_connection()
 
     def _recover_after_outage(self) -> None:
         since = self.outages.take()
@@ -360,13 +373,13 @@ class SchedulerRunner:
             self.outages.note(since)  # still away: again next time
             drop_connection()
         finally:
-            close_old_connections()
+            close_unusable_connection()
 
     def _record_unrecorded_runs(self) -> None:
         try:
             self.runs.record_unrecorded_ends()
         finally:
-            close_old_connections()
+            close_unusable_connection()
 
     def _check_alerts_now_and_then(self) -> None:
         # In a thread of its own: a slow mail server must not delay the lease.
@@ -415,7 +428,7 @@ class SchedulerRunner:
             drop_connection()
             return None
         finally:
-            close_old_connections()
+            close_unusable_connection()
         if self._waiting_logged:
             logger.info("scheduler reaches the database again")
         self._waiting_logged = False
@@ -436,11 +449,8 @@ class SchedulerRunner:
         )
 
     def _running_elsewhere(self, job_id: str) -> int:
-        holder = self.lease.holder
         try:
-            return history.running_elsewhere(
-                job_id, host=holder.host, pid=holder.pid, live_within=self.lease_duration
-            )
+            return self.elsewhere.count(job_id)
         except DatabaseError:
             drop_connection()
             return 0  # the run's own start then meets the outage (crm.scheduler.recovery)
@@ -454,6 +464,7 @@ class SchedulerRunner:
         )
         try:
             self._mark_interrupted_runs()
+            self.elsewhere.refresh()
             scheduler.start(paused=True)
             report = sync_jobs(scheduler, declared_jobs())
             if self.lease.previous_heartbeat is not None:
@@ -509,7 +520,7 @@ class SchedulerRunner:
             self.lease.renewed_at = None
             drop_connection()
         finally:
-            close_old_connections()
+            close_unusable_connection()
 
     def _wait_for_runs(self, scheduler) -> None:
         """Keep the lease while submitted runs go on, so no standby takes over
