@@ -274,7 +274,11 @@ class SchedulerRunner:
             drop_connection()
             return None
         finally:
-            close_old_connections()
+            close_unusable_connection()
+        if not first:
+            # Looks every half lease need no connection of their own meanwhile:
+            # 30 web processes must not hold 30 (hosts limit them per user).
+            drop_connection()
         self._in_line_renewal = time.monotonic() + self.renew_every
         return first
 
@@ -287,7 +291,7 @@ class SchedulerRunner:
             self.in_line.renewed_at = None  # it expires on its own
             drop_connection()
         finally:
-            close_old_connections()
+            close_unusable_connection()
 
     def _follow_lease(self, held: bool) -> None:
         if held and not self.active:
