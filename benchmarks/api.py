@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from knox.models import AuthToken
 
-from benchmarks.data import analyze, insert_executions
+from benchmarks.data import analyze, delete_run_history, insert_executions
 from benchmarks.dispatch import percentile_99
 from benchmarks.report import Figure
 from crm.api.pagination import Position
@@ -173,8 +173,6 @@ def runs_id_range() -> tuple[int, int]:
 
 
 def clear() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM crm_rundetail")
-        cursor.execute(f"DELETE FROM {EXECUTIONS}")
+    delete_run_history()
     DjangoJob.objects.filter(id__startswith="bench-").delete()
     User.objects.filter(username="bench-dashboard").delete()

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob
 
-from benchmarks.data import analyze, insert_daily_runs
+from benchmarks.data import analyze, delete_run_history, insert_daily_runs
 from benchmarks.metrics import as_in_a_server
 from benchmarks.report import Figure
 from crm.scheduler import status
@@ -74,9 +74,7 @@ def superuser_client() -> Client:
 
 
 def clear() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM crm_rundetail")
-        cursor.execute(f"DELETE FROM {EXECUTIONS}")
+    delete_run_history()
     DjangoJob.objects.filter(id__startswith="bench-").delete()
 
 

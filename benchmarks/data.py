@@ -183,3 +183,12 @@ def insert_ticket_events(ticket_id: int, events: int, since: datetime) -> None:
         [_timestamp(since)],
         "crm_ticketevent (ticket_id, kind, from_status, to_status, reason, created_at)",
     )
+
+
+def delete_run_history() -> None:
+    """Every run and what refers to it, left by this benchmark or an earlier one."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE crm_schedulercommand SET execution_id = NULL")
+        cursor.execute("DELETE FROM crm_runattempt")
+        cursor.execute("DELETE FROM crm_rundetail")
+        cursor.execute("DELETE FROM django_apscheduler_djangojobexecution")

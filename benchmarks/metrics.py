@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob
 
-from benchmarks.data import analyze, insert_executions
+from benchmarks.data import analyze, delete_run_history, insert_executions
 from benchmarks.measure import stopwatch
 from benchmarks.report import Figure
 from config.serving import keep_loaded_objects_out_of_collections
@@ -147,9 +147,7 @@ def latencies(client: Client, url: str) -> list[float]:
 
 
 def clear() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM crm_rundetail")
-        cursor.execute("DELETE FROM django_apscheduler_djangojobexecution")
+    delete_run_history()
     RunTally.objects.all().delete()
     RunTallyMark.objects.all().delete()
     DjangoJob.objects.filter(id__startswith="bench-").delete()

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django_apscheduler.models import DjangoJob
 
 from benchmarks.children import run_job_in_child
-from benchmarks.data import insert_executions
+from benchmarks.data import delete_run_history, insert_executions
 from benchmarks.measure import LongestStatement, stopwatch
 from benchmarks.report import Figure
 from crm.scheduler import control
@@ -91,7 +91,5 @@ def single_delete() -> int:
 
 
 def clear() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM crm_rundetail")
-        cursor.execute("DELETE FROM django_apscheduler_djangojobexecution")
+    delete_run_history()
     DjangoJob.objects.filter(id__in=JOBS).delete()
