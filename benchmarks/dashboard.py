@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_apscheduler.models import DjangoJob
 
 from benchmarks.data import analyze, delete_run_history, insert_daily_runs
-from benchmarks.metrics import as_in_a_server
+from benchmarks.measure import as_in_a_server
 from benchmarks.report import Figure
 from crm.scheduler import status
 

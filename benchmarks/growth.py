@@ -26,8 +26,7 @@ from django.test import Client, override_settings
 from django_apscheduler.models import DjangoJob
 
 from benchmarks.database import child_env
-from benchmarks.measure import stopwatch
-from benchmarks.metrics import as_in_a_server
+from benchmarks.measure import as_in_a_server, stopwatch
 from benchmarks.processes import MANAGE, running, wait_for
 from benchmarks.report import Figure
 from crm.scheduler.declarations import declared_jobs

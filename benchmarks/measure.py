@@ -1,10 +1,14 @@
 """Wall time, the longest single transaction or statement, and peak memory."""
 
+import gc
 import resource
 import time
 from contextlib import contextmanager
 
 from django.db import connection
+from django.test import Client
+
+from config.serving import keep_loaded_objects_out_of_collections
 
 
 @contextmanager
@@ -68,3 +72,15 @@ class LongestStatement:
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (Linux: ru_maxrss is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def as_in_a_server():
+    """The app loaded, its objects kept out of the collector as the WSGI entry point does."""
+    client = Client()
+    client.get("/health/scheduler/")  # loads the URLs and views
+    keep_loaded_objects_out_of_collections()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

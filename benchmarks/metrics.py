@@ -4,9 +4,7 @@ through the real URL, view and token check, against GET /health/scheduler/
 with the details on the same data. Also the one count of the whole history
 that follows an upgrade, against a hand-written COUNT ... GROUP BY."""
 
-import gc
 import statistics
-from contextlib import contextmanager
 from datetime import timedelta
 
 from django.db import connection
@@ -16,9 +14,8 @@ from django.utils import timezone
 from django_apscheduler.models import DjangoJob
 
 from benchmarks.data import analyze, delete_run_history, insert_executions
-from benchmarks.measure import stopwatch
+from benchmarks.measure import as_in_a_server, stopwatch
 from benchmarks.report import Figure
-from config.serving import keep_loaded_objects_out_of_collections
 from crm.scheduler import control, tally
 from crm.scheduler.models import RunTally, RunTallyMark
 
@@ -120,18 +117,6 @@ def queries_per_scrape(client: Client) -> int:
         response = client.get("/metrics")
     assert response.status_code == 200, response.content[:200]
     return len(queries)
-
-
-@contextmanager
-def as_in_a_server():
-    """The app loaded, its objects kept out of the collector as the WSGI entry point does."""
-    client = Client()
-    client.get("/health/scheduler/")  # loads the URLs and views
-    keep_loaded_objects_out_of_collections()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def latencies(client: Client, url: str) -> list[float]:
